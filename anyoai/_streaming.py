@@ -1,0 +1,236 @@
+"""Streams: server-sent events turned into typed chunks, owning their connection until closed.
+
+A stream is an async iterator and an async context manager. It releases its connection when it
+is exhausted (``data: [DONE]`` or the end of the body), closed, broken, or cancelled: a
+connection whose body was read to the end goes back to the idle list, any other is closed.
+Nothing is retried once the stream exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
+from ._compat import Self
+from ._errors import APIConnectionError, ResponseValidationError, StreamError
+from ._secrets import redact
+from ._serde import structure_value
+from ._sse import ServerSentEvent, SSEDecoder
+from ._transport import Response
+from .types._base import ResponseMeta
+from .types.chat import ChatCompletion, ChatCompletionChunk
+from .types.completions import Completion
+
+__all__ = ["AsyncStream", "ChatCompletionStream", "CompletionStream"]
+
+ChunkT = TypeVar("ChunkT")
+
+#: after ``data: [DONE]``, read at most this much more to let the connection be reused
+_DRAIN_LIMIT = 64 * 1024
+
+
+class AsyncStream(Generic[ChunkT]):
+    """An async iterator of typed chunks over one streamed response.
+
+    Use it as ``async with await pool.chat.completions.create(..., stream=True) as stream:``;
+    the ``async with`` guarantees the connection is released even if you stop early.
+    """
+
+    _chunk_type: type[ChunkT]
+
+    def __init__(
+        self,
+        response: Response,
+        meta: ResponseMeta,
+        *,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self._response = response
+        self._meta = meta
+        self._secrets = tuple(secrets)
+        self._decoder = SSEDecoder()
+        self._pending: deque[ServerSentEvent] = deque()
+        self._finished = False
+
+    # -- metadata --------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> ResponseMeta:
+        """The exchange: headers, request id, backend, attempts, time to the response head."""
+        return self._meta
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (lower-case names)."""
+        return self._meta.headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for this request."""
+        return self._meta.request_id
+
+    @property
+    def backend(self) -> str | None:
+        """The name of the backend that answered."""
+        return self._meta.backend
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts it took to get the response head."""
+        return self._meta.attempts
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream has ended or been closed (its connection released)."""
+        return self._finished
+
+    # -- iteration -------------------------------------------------------------------------
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> ChunkT:
+        while True:
+            if self._pending:
+                event = self._pending.popleft()
+                if event.data == "[DONE]":
+                    await self._drain_and_close()
+                    raise StopAsyncIteration
+                try:
+                    chunk = self._decode(event)
+                except BaseException:
+                    await self.aclose()
+                    raise
+                self._on_chunk(chunk)
+                return chunk
+            if self._finished:
+                raise StopAsyncIteration
+            try:
+                data = await self._response.read_chunk()
+            except BaseException:
+                await self.aclose()
+                raise
+            if data:
+                self._pending.extend(self._decoder.feed(data))
+            else:
+                # the body ended (a server may omit [DONE]): the connection is reusable
+                self._pending.extend(self._decoder.close())
+                await self._response.aclose()
+                self._finished = True
+
+    def _decode(self, event: ServerSentEvent) -> ChunkT:
+        try:
+            data = json.loads(event.data)
+        except ValueError as exc:
+            raise ResponseValidationError(
+                f"a stream event is not valid JSON ({exc}): {event.data[:200]!r}",
+                body=event.data,
+                backend=self._meta.backend,
+                request_id=self._meta.request_id,
+            ) from None
+        if event.event == "error" or (isinstance(data, dict) and data.get("error")):
+            raise self._stream_error(data)
+        return structure_value(data, self._chunk_type)
+
+    def _stream_error(self, data: Any) -> StreamError:
+        fields = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(fields, dict):
+            fields = data if isinstance(data, dict) else {"message": str(data)}
+        message = str(fields.get("message") or "the server sent an error event")
+        code = fields.get("code")
+        return StreamError(
+            redact(f"error event in the stream: {message}", self._secrets),
+            body=data,
+            code=str(code) if code is not None else None,
+            type=fields.get("type") if isinstance(fields.get("type"), str) else None,
+            param=fields.get("param") if isinstance(fields.get("param"), str) else None,
+            request_id=self._meta.request_id,
+            backend=self._meta.backend,
+        )
+
+    def _on_chunk(self, chunk: ChunkT) -> None:
+        """Called with every chunk, in order; subclasses accumulate here."""
+
+    async def _drain_and_close(self) -> None:
+        drained = 0
+        try:
+            while drained <= _DRAIN_LIMIT:
+                data = await self._response.read_chunk()
+                if not data:
+                    break
+                drained += len(data)
+        except APIConnectionError:
+            pass  # the server closed after [DONE]: nothing lost
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the stream and release its connection. Safe to call more than once."""
+        self._finished = True
+        self._pending.clear()
+        await self._response.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._finished else "open"
+        return f"<{type(self).__name__} {state} backend={self.backend!r}>"
+
+
+class ChatCompletionStream(AsyncStream[ChatCompletionChunk]):
+    """A streamed chat completion: yields :class:`ChatCompletionChunk`; accumulates as it goes.
+
+    :attr:`accumulator` holds the message built so far; :meth:`get_final_completion` reads the
+    rest of the stream and returns the whole :class:`ChatCompletion`.
+    """
+
+    _chunk_type = ChatCompletionChunk
+
+    def __init__(self, response: Response, meta: ResponseMeta, **kwargs: Any) -> None:
+        super().__init__(response, meta, **kwargs)
+        self.accumulator = ChatCompletionAccumulator()
+
+    def _on_chunk(self, chunk: ChatCompletionChunk) -> None:
+        self.accumulator.add(chunk)
+
+    async def get_final_completion(self) -> ChatCompletion:
+        """Consume what is left of the stream; return the accumulated completion."""
+        async for _ in self:
+            pass
+        result = self.accumulator.snapshot()
+        result._attach(self._meta)
+        return result
+
+
+class CompletionStream(AsyncStream[Completion]):
+    """A streamed legacy completion: yields :class:`Completion` chunks; accumulates as it goes."""
+
+    _chunk_type = Completion
+
+    def __init__(self, response: Response, meta: ResponseMeta, **kwargs: Any) -> None:
+        super().__init__(response, meta, **kwargs)
+        self.accumulator = CompletionAccumulator()
+
+    def _on_chunk(self, chunk: Completion) -> None:
+        self.accumulator.add(chunk)
+
+    async def get_final_completion(self) -> Completion:
+        """Consume what is left of the stream; return the accumulated completion."""
+        async for _ in self:
+            pass
+        result = self.accumulator.snapshot()
+        result._attach(self._meta)
+        return result

@@ -1,0 +1,521 @@
+"""Connections over httpcore: checkout, keep-alive, send a request, hand back a response.
+
+httpcore's ``AsyncConnectionPool`` re-scans every connection on every request, so its cost grows
+with the number of connections (see ``docs/architecture.md``). This transport manages httpcore's
+connection objects itself:
+
+- an idle list per origin, used last-in first-out, so checkout is O(1);
+- a staleness check (keep-alive expiry, and a socket poll for a server-side close) only at
+  checkout;
+- one transparent retry, on a fresh connection, when a reused connection turns out to have been
+  closed by the server while idle (nothing was received, so nothing is lost);
+- at most ``max_connections`` connections; callers beyond that wait in FIFO order, each woken
+  with a connection or a free slot handed over directly;
+- HTTP/2 connections, when negotiated, are shared by concurrent requests.
+
+A response that is not read to its end is never reused: its connection is closed. Every
+checkout is paired with a release in a ``finally``, and releases run shielded from cancellation.
+
+httpcore's exceptions are translated into anyoai's in exactly one place,
+:func:`map_transport_errors`. Nothing here knows about models, JSON or backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from ._config import Timeout
+from ._errors import APIConnectionError, APITimeoutError, ConfigurationError, PoolClosedError
+from ._secrets import redact_url
+
+if TYPE_CHECKING:
+    import httpcore
+
+__all__ = ["Response", "Transport", "TransportStatistics", "map_transport_errors"]
+
+logger = logging.getLogger("anyoai")
+
+Headers = Sequence[tuple[bytes, bytes]]
+Origin = tuple[bytes, bytes, int]  # scheme, host, port
+
+
+@attrs.frozen
+class TransportStatistics:
+    """A snapshot of the transport's connections.
+
+    :ivar connections: connections open or opening.
+    :ivar idle: connections waiting in the idle lists.
+    :ivar in_use: requests holding a connection (HTTP/1.1) or a stream of one (HTTP/2).
+    :ivar waiting: requests waiting for a connection.
+    :ivar max_connections: the cap on ``connections``.
+    """
+
+    connections: int
+    idle: int
+    in_use: int
+    waiting: int
+    max_connections: int
+
+
+@contextlib.contextmanager
+def map_transport_errors() -> Iterator[None]:
+    """Translate httpcore's and the OS's exceptions into anyoai's, in this one place."""
+    import httpcore
+
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        raise APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}") from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+        raise APIConnectionError(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+    except httpcore.UnsupportedProtocol as exc:
+        raise APIConnectionError(f"unsupported protocol: {exc}") from exc
+
+
+class _Waiter:
+    """A request waiting for a connection; woken with one (``conn``) or with a free slot."""
+
+    __slots__ = ("conn", "event", "origin")
+
+    def __init__(self, origin: Origin) -> None:
+        self.origin = origin
+        self.event = anyio.Event()
+        self.conn: httpcore.AsyncHTTPConnection | None = None
+
+
+class _Lease:
+    """A request's hold on a connection, from checkout to release."""
+
+    __slots__ = ("conn", "origin", "released", "reused", "shared")
+
+    def __init__(self, conn: Any, origin: Origin, *, reused: bool, shared: bool = False) -> None:
+        self.conn = conn
+        self.origin = origin
+        self.reused = reused
+        self.shared = shared
+        self.released = False
+
+
+class Response:
+    """The head of a response, and its body, which the caller must read or close.
+
+    :ivar status: the HTTP status.
+    :ivar headers: ``(name, value)`` pairs; names are lower-case.
+    """
+
+    __slots__ = ("_lease", "_raw", "_stream", "_transport", "headers", "http_version", "status")
+
+    def __init__(self, transport: Transport, lease: _Lease, raw: httpcore.Response) -> None:
+        self._transport = transport
+        self._lease = lease
+        self._raw = raw
+        self._stream: AsyncIterator[bytes] | None = None
+        self.status: int = raw.status
+        self.headers: list[tuple[bytes, bytes]] = raw.headers
+        self.http_version: bytes = raw.extensions.get("http_version", b"HTTP/1.1")
+
+    async def aread(self) -> bytes:
+        """Read the whole body, then release the connection."""
+        chunks: list[bytes] = []
+        try:
+            with map_transport_errors():
+                async for chunk in self._raw.stream:  # type: ignore[union-attr]
+                    chunks.append(chunk)
+        finally:
+            await self.aclose()
+        return b"".join(chunks)
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives."""
+        if self._stream is None:
+            self._stream = self._raw.stream.__aiter__()  # type: ignore[union-attr]
+        stream = self._stream
+        with map_transport_errors():
+            async for chunk in stream:
+                yield chunk
+
+    async def read_chunk(self) -> bytes:
+        """Return the next piece of the body, or ``b""`` at its end."""
+        if self._stream is None:
+            self._stream = self._raw.stream.__aiter__()  # type: ignore[union-attr]
+        with map_transport_errors():
+            try:
+                return await self._stream.__anext__()
+            except StopAsyncIteration:
+                return b""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the response was closed and its connection released."""
+        return self._lease.released
+
+    async def aclose(self) -> None:
+        """Release the connection: back to the idle list if the body was read, else closed."""
+        if self._lease.released:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._raw.aclose()
+            except Exception:
+                logger.debug("error while closing a response", exc_info=True)
+            await self._transport._release(self._lease)
+
+
+class Transport:
+    """Sends requests over a set of pooled httpcore connections.
+
+    :param max_connections: the most connections open at once, over all origins.
+    :param max_keepalive_connections: the most idle connections kept (``None``: no cap).
+    :param keepalive_expiry: seconds an idle connection is kept before it is closed.
+    :param http2: negotiate HTTP/2 (needs the ``http2`` extra, i.e. the ``h2`` package).
+    :param proxy: an ``http://`` or ``https://`` proxy URL for every connection.
+    :param ssl_context: the TLS settings; the platform's defaults when ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 1000,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = 5.0,
+        http2: bool = False,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        import httpcore
+
+        if http2:
+            try:
+                import h2  # noqa: F401
+            except ImportError:
+                raise ConfigurationError(
+                    "http2=True needs the h2 package: pip install 'anyoai[http2]'",
+                    setting="http2",
+                ) from None
+        if max_connections < 1:
+            raise ConfigurationError("max_connections must be >= 1", setting="max_connections")
+        self._httpcore = httpcore
+        self._max = max_connections
+        self._max_idle = max_keepalive_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._http2 = http2
+        self._proxy = httpcore.URL(proxy) if proxy else None
+        self._proxy_text = redact_url(proxy) if proxy else None
+        self._ssl_context = ssl_context
+        self._network = httpcore.AnyIOBackend()
+        self._idle: dict[Origin, list[Any]] = {}
+        self._shared: dict[Origin, list[Any]] = {}
+        self._leased: set[_Lease] = set()
+        self._waiters: deque[_Waiter] = deque()
+        self._total = 0
+        self._idle_count = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        stats = self.statistics()
+        proxy = f", proxy={self._proxy_text!r}" if self._proxy_text else ""
+        return (
+            f"<Transport connections={stats.connections}/{stats.max_connections} "
+            f"idle={stats.idle} in_use={stats.in_use} waiting={stats.waiting}{proxy}>"
+        )
+
+    def statistics(self) -> TransportStatistics:
+        """Return a snapshot of the connections, for introspection and tests."""
+        return TransportStatistics(
+            connections=self._total,
+            idle=self._idle_count,
+            in_use=len(self._leased),
+            waiting=len(self._waiters),
+            max_connections=self._max,
+        )
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _new_connection(self, origin: Origin) -> Any:
+        hc = self._httpcore
+        scheme, host, port = origin
+        ssl_context = self._ssl_context
+        if ssl_context is None and scheme == b"https":
+            ssl_context = self._default_ssl_context()
+        if self._proxy is None:
+            return hc.AsyncHTTPConnection(
+                origin=hc.Origin(scheme, host, port),
+                ssl_context=ssl_context,
+                keepalive_expiry=self._keepalive_expiry,
+                http1=True,
+                http2=self._http2,
+                network_backend=self._network,
+            )
+        from httpcore._async.http_proxy import (
+            AsyncForwardHTTPConnection,
+            AsyncTunnelHTTPConnection,
+        )
+
+        remote = hc.Origin(scheme, host, port)
+        if scheme == b"http":
+            return AsyncForwardHTTPConnection(
+                proxy_origin=self._proxy.origin,
+                remote_origin=remote,
+                keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._network,
+            )
+        return AsyncTunnelHTTPConnection(
+            proxy_origin=self._proxy.origin,
+            remote_origin=remote,
+            ssl_context=ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=True,
+            http2=self._http2,
+            network_backend=self._network,
+        )
+
+    _ssl_default: ssl.SSLContext | None = None
+
+    def _default_ssl_context(self) -> ssl.SSLContext:
+        # created once: loading the CA bundle costs milliseconds (httpcore would do it per
+        # connection); httpcore sets the ALPN protocols on it at each connect
+        if self._ssl_default is None:
+            try:
+                import certifi
+
+                self._ssl_default = ssl.create_default_context(cafile=certifi.where())
+            except ImportError:  # pragma: no cover - certifi comes with httpcore
+                self._ssl_default = ssl.create_default_context()
+        return self._ssl_default
+
+    async def _close_connection(self, conn: Any) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await conn.aclose()
+            except Exception:
+                logger.debug("error while closing a connection", exc_info=True)
+
+    def _pop_idle(self, origin: Origin) -> Any | None:
+        idle = self._idle.get(origin)
+        if idle:
+            self._idle_count -= 1
+            return idle.pop()
+        return None
+
+    def _pop_any_idle(self) -> Any | None:
+        for idle in self._idle.values():
+            if idle:
+                self._idle_count -= 1
+                return idle.pop(0)
+        return None
+
+    def _shared_connection(self, origin: Origin) -> Any | None:
+        shared = self._shared.get(origin)
+        if not shared:
+            return None
+        for conn in shared:
+            if conn.is_available() and not conn.has_expired():
+                return conn
+        return None
+
+    async def _checkout(self, origin: Origin, pool_timeout: float | None) -> _Lease:
+        """Get a connection for *origin*: shared, idle, new, or after waiting for one."""
+        if self._closed:
+            raise PoolClosedError("the transport is closed")
+        if self._shared:
+            conn = self._shared_connection(origin)
+            if conn is not None:
+                return self._lease(conn, origin, reused=True, shared=True)
+        if not self._waiters:
+            conn = self._pop_idle(origin)
+            if conn is not None:
+                if not conn.has_expired():
+                    return self._lease(conn, origin, reused=True)
+                # stale (expired, or closed by the server): reuse its slot for a new connection
+                await self._close_connection(conn)
+                return self._lease(self._new_connection(origin), origin, reused=False)
+            if self._total < self._max:
+                self._total += 1
+                return self._lease(self._new_connection(origin), origin, reused=False)
+            other = self._pop_any_idle()
+            if other is not None:
+                await self._close_connection(other)
+                return self._lease(self._new_connection(origin), origin, reused=False)
+        return await self._wait(origin, pool_timeout)
+
+    def _lease(self, conn: Any, origin: Origin, *, reused: bool, shared: bool = False) -> _Lease:
+        lease = _Lease(conn, origin, reused=reused, shared=shared)
+        self._leased.add(lease)
+        return lease
+
+    async def _wait(self, origin: Origin, pool_timeout: float | None) -> _Lease:
+        waiter = _Waiter(origin)
+        self._waiters.append(waiter)
+        try:
+            with anyio.fail_after(pool_timeout):
+                await waiter.event.wait()
+        except BaseException as exc:
+            if waiter.event.is_set():
+                # woken, but abandoning: pass what was handed over to the next in line
+                await self._hand_back(waiter)
+            else:
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise APITimeoutError(
+                    f"no connection became free within the pool timeout ({pool_timeout}s); "
+                    f"all {self._max} connections are busy"
+                ) from None
+            raise
+        if self._closed:
+            raise PoolClosedError("the transport was closed while waiting for a connection")
+        if waiter.conn is not None:
+            return self._lease(waiter.conn, origin, reused=True)
+        return self._lease(self._new_connection(origin), origin, reused=False)
+
+    async def _hand_back(self, waiter: _Waiter) -> None:
+        if waiter.conn is not None:
+            lease = self._lease(waiter.conn, waiter.origin, reused=True)
+            await self._release(lease)
+        else:
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        """A connection is gone: give its slot to the first waiter, or forget it."""
+        if self._waiters:
+            self._waiters.popleft().event.set()
+        else:
+            self._total -= 1
+
+    async def _release(self, lease: _Lease) -> None:
+        """Return a lease's connection: to a waiter, to the idle list, or closed."""
+        if lease.released:
+            return
+        lease.released = True
+        self._leased.discard(lease)
+        conn = lease.conn
+        if lease.shared:
+            if conn.is_closed():
+                self._drop_shared(lease.origin, conn)
+            return
+        if self._closed or not conn.is_idle() or conn.is_closed():
+            if not conn.is_closed():
+                await self._close_connection(conn)
+            if self._closed:
+                self._total -= 1
+            else:
+                self._free_slot()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter.origin == lease.origin:
+                waiter.conn = conn
+                waiter.event.set()
+                return
+            # a waiter for another origin: close this connection and give it the slot
+            await self._close_connection(conn)
+            waiter.event.set()
+            return
+        if self._max_idle is not None and self._idle_count >= self._max_idle:
+            await self._close_connection(conn)
+            self._total -= 1
+            return
+        self._idle.setdefault(lease.origin, []).append(conn)
+        self._idle_count += 1
+
+    def _drop_shared(self, origin: Origin, conn: Any) -> None:
+        shared = self._shared.get(origin)
+        if shared and conn in shared:
+            shared.remove(conn)
+            self._free_slot()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: bytes,
+        origin: Origin,
+        target: bytes,
+        headers: Headers,
+        body: bytes | None,
+        timeout: Timeout,
+    ) -> Response:
+        """Send a request; return its response once the head has arrived.
+
+        The caller must read the body (:meth:`Response.aread`) or close the response.
+
+        :raises APIConnectionError: the connection failed before a response head arrived.
+        :raises APITimeoutError: a connect, write, read or pool timeout expired.
+        :raises PoolClosedError: the transport was closed.
+        """
+        hc = self._httpcore
+        request = hc.Request(
+            method,
+            hc.URL(scheme=origin[0], host=origin[1], port=origin[2], target=target),
+            headers=headers,
+            content=body,
+            extensions={"timeout": timeout.as_extensions()},
+        )
+        for attempt in (1, 2):
+            lease = await self._checkout(origin, timeout.pool)
+            try:
+                with map_transport_errors():
+                    raw = await lease.conn.handle_async_request(request)
+            except APIConnectionError as exc:
+                await self._release(lease)
+                if (
+                    attempt == 1
+                    and lease.reused
+                    and not isinstance(exc, APITimeoutError)
+                    and _is_stale_connection_error(exc)
+                ):
+                    logger.debug("retrying once on a new connection: %s", exc)
+                    continue
+                raise
+            except BaseException:
+                await self._release(lease)
+                raise
+            if not lease.shared and raw.extensions.get("http_version") == b"HTTP/2":
+                self._share(lease)
+            return Response(self, lease, raw)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _share(self, lease: _Lease) -> None:
+        """A new connection negotiated HTTP/2: let concurrent requests use it too."""
+        lease.shared = True
+        self._shared.setdefault(lease.origin, []).append(lease.conn)
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or in use, and wake every waiter. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            waiters, self._waiters = self._waiters, deque()
+            for waiter in waiters:
+                waiter.event.set()
+            conns = [c for idle in self._idle.values() for c in idle]
+            conns += [c for shared in self._shared.values() for c in shared]
+            conns += [lease.conn for lease in self._leased if not lease.shared]
+            self._idle.clear()
+            self._shared.clear()
+            self._idle_count = 0
+            for conn in conns:
+                await self._close_connection(conn)
+            self._total = len([lease for lease in self._leased if not lease.shared])
+
+
+def _is_stale_connection_error(exc: APIConnectionError) -> bool:
+    """Whether *exc* is what a request on a connection closed by the server while idle raises."""
+    import httpcore
+
+    cause = exc.__cause__
+    return (
+        isinstance(
+            cause,
+            (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError, OSError),
+        )
+        or type(cause).__name__ == "ConnectionNotAvailable"
+    )

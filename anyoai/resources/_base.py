@@ -1,0 +1,138 @@
+"""What every resource shares: checked parameters into an APIRequest, a reply into a model."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._errors import InvalidParameterError
+from .._params import ParamSpec
+from .._request import APIRequest, Reply, RequestOptions
+from .._serde import encode_json, structure
+from .._streaming import AsyncStream
+from ..types._base import APIObject, NotGiven, ResponseMeta
+from ..types.params import RequestOptions as RequestOptionsParams
+
+if TYPE_CHECKING:
+    from .._pool import Pool
+
+__all__ = ["Resource"]
+
+ModelT = TypeVar("ModelT", bound=APIObject)
+StreamT = TypeVar("StreamT", bound=AsyncStream[Any])
+
+
+def _idempotency_key() -> str:
+    return f"anyoai-retry-{uuid.uuid4()}"
+
+
+def _stream_flag(stream: bool | NotGiven) -> bool | None:
+    if isinstance(stream, NotGiven):
+        return None
+    if not isinstance(stream, bool):
+        raise InvalidParameterError(
+            f"parameter 'stream' must be true or false, got {stream!r}", param="stream"
+        )
+    return stream
+
+
+def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
+    """Structure a reply's JSON body into *cls* and attach the exchange's metadata."""
+    model, raw = structure(reply.body, cls)
+    model._attach(
+        ResponseMeta(
+            raw=raw,
+            headers=reply.headers,
+            status_code=reply.status,
+            request_id=reply.request_id,
+            backend=reply.backend,
+            attempts=reply.attempts,
+            elapsed=reply.elapsed,
+        )
+    )
+    return model
+
+
+class Resource:
+    """A family of API methods bound to a pool."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        options: RequestOptions,
+        *,
+        body: dict[str, Any] | None = None,
+        stream: bool = False,
+        deployment_scoped: bool = False,
+    ) -> APIRequest:
+        if options.extra_body:
+            body = {**(body or {}), **options.extra_body}
+        model = body.get("model") if body else None
+        return APIRequest(
+            method=method,
+            path=path,
+            body=encode_json(body) if body is not None else None,
+            query=options.extra_query,
+            headers=options.extra_headers,
+            model=model if isinstance(model, str) else None,
+            deployment_scoped=deployment_scoped,
+            stream=stream,
+            idempotency_key=_idempotency_key() if method == "POST" else None,
+            timeout=options.timeout,
+            max_retries=options.max_retries,
+        )
+
+    async def _call(self, request: APIRequest, cls: type[ModelT]) -> ModelT:
+        return parse_reply(await self._pool.send(request), cls)
+
+    async def _create(
+        self,
+        path: str,
+        body: dict[str, Any],
+        options: RequestOptions,
+        cls: type[ModelT],
+        *,
+        stream: bool | NotGiven,
+        stream_cls: type[StreamT],
+    ) -> ModelT | StreamT:
+        """POST a create call; return the model, or the stream when ``stream=True``."""
+        flag = _stream_flag(stream)
+        if flag is not None:
+            body["stream"] = flag
+        request = self._request(
+            "POST", path, options, body=body, stream=bool(flag), deployment_scoped=True
+        )
+        if not flag:
+            return await self._call(request, cls)
+        response, meta, backend = await self._pool.open_stream(request)
+        return stream_cls(response, meta, secrets=backend.secrets())
+
+
+def quote_id(name: str, value: Any) -> str:
+    """Check a path parameter (a model or file id) and escape it for the URL."""
+    import urllib.parse
+
+    if not isinstance(value, str) or not value:
+        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}", param=name)
+    return urllib.parse.quote(value, safe="")
+
+
+_OPTIONS_SPEC = ParamSpec.compile("request options", RequestOptionsParams)
+
+
+def options_from(endpoint: str, params: Mapping[str, Any]) -> RequestOptions:
+    """Check the request options of a method that takes no body parameters."""
+    try:
+        _, options = _OPTIONS_SPEC.split(params)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(
+            str(exc).replace("request options", endpoint, 1), param=exc.param
+        ) from None
+    return options

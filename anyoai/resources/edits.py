@@ -1,0 +1,34 @@
+"""``pool.edits``: the legacy edits endpoint, kept for parity with the seed library.
+
+OpenAI retired ``/edits`` in January 2024 (use chat completions instead); some
+OpenAI-compatible servers still serve it, and the bundled fake server does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._compat import Unpack
+from .._params import ParamSpec
+from ..types.edits import Edit
+from ..types.params import EditCreateParams
+from ._base import Resource
+
+__all__ = ["Edits"]
+
+_SPEC = ParamSpec.compile("edits.create", EditCreateParams)
+
+
+class Edits(Resource):
+    """``/edits`` (legacy)."""
+
+    __slots__ = ()
+
+    async def create(self, **params: Unpack[EditCreateParams]) -> Edit:
+        """Edit ``input`` following ``instruction`` with ``model``.
+
+        :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
+        """
+        body, options = _SPEC.split(dict[str, Any](params))
+        request = self._request("POST", "/edits", options, body=body, deployment_scoped=True)
+        return await self._call(request, Edit)

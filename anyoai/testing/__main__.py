@@ -1,0 +1,68 @@
+"""``python -m anyoai.testing``: run the fake OpenAI server until Ctrl-C.
+
+::
+
+    python -m anyoai.testing --port 8000 --api-key sk-test
+    http://127.0.0.1:8000/v1
+
+It prints its base URL (the ``base_url`` a client uses) on a line of its own once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import anyio
+
+from ._server import FakeServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m anyoai.testing",
+        description="Run a fake OpenAI API server on loopback until interrupted.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    parser.add_argument("--api-key", default=None, help="require this bearer API key")
+    parser.add_argument(
+        "--embedding-dimensions", type=int, default=16, help="default embedding length"
+    )
+    parser.add_argument(
+        "--stream-chunk-delay", type=float, default=0.0, help="seconds between stream events"
+    )
+    parser.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to use"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every connection event")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = FakeServer(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        embedding_dimensions=args.embedding_dimensions,
+        stream_chunk_delay=args.stream_chunk_delay,
+    )
+    async with server:
+        print(server.url, flush=True)
+        await anyio.sleep_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse *argv* (``sys.argv[1:]`` by default) and serve until Ctrl-C; return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(_serve, args, backend=args.backend)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,825 @@
+"""The HTTP/1.1 layer of the fake OpenAI server: anyio sockets, h11, and wire-level faults.
+
+:class:`FakeServer` listens on loopback, serves every connection in its own task (keep-alive,
+``Connection: close``, ``Expect: 100-continue``, chunked request bodies), records every request,
+asks :class:`~anyoai.testing._app.FakeApp` for the answer and writes it: with ``Content-Length``,
+or chunked for streams. :class:`Fault` scripts what should go wrong on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import json
+import logging
+import math
+import threading
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType, TracebackType
+from typing import Any, ClassVar, Final, Literal
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import attrs
+import h11
+
+from .._compat import TypedDict, Unpack
+from ._app import DEFAULT_MODELS, AppConfig, FakeApp, RecordedRequest, Reply, dumps, error_reply
+
+__all__ = ["FAULT_HEADER", "FakeServer", "Fault", "run_in_thread"]
+
+logger = logging.getLogger("anyoai.testing")
+
+#: The request header that carries a one-request :class:`Fault` as a JSON object.
+FAULT_HEADER: Final = "x-fake-fault"
+
+_RECEIVE_SIZE: Final = 65536
+# while an answer is delayed or streamed, read at most this much of what the client pipelines
+_WATCH_LIMIT: Final = 1 << 20
+_DISCONNECTS: Final = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+_DROP_MODES: Final = ("before_headers", "mid_body", "mid_stream")
+_MALFORMED_EVENT: Final = b"data: {this is not JSON\n\n"
+_SERVER_ERROR: Final = "The server had an error while processing your request. Sorry about that!"
+
+
+def _freeze_headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"headers must be a mapping of str to str, not {type(value).__name__}")
+    frozen: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise TypeError("headers must be a mapping of str to str")
+        frozen[name] = text
+    return MappingProxyType(frozen)
+
+
+def _to_bytes(value: bytes | str | None) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    """Something to go wrong with a request: an error status, a delay, a broken connection...
+
+    Give it to :meth:`FakeServer.add_fault`, or send it with one request as the JSON object of
+    its fields in the ``x-fake-fault`` header (``{"status": 429, "retry_after": 1}``). Fields
+    combine: *latency* first, then *drop* ``"before_headers"``, then the answer (the error of
+    *status*/*body*, or the endpoint's own), then its wire-level breakage.
+
+    :ivar status: answer with this status and an OpenAI-shaped error body instead of the
+        endpoint's answer. The error's ``code`` defaults by status: 400
+        ``invalid_request_error``, 401 ``invalid_api_key``, 404 ``not_found``, 429
+        ``rate_limit_exceeded`` (type ``requests``), 500 ``server_error``, 503 ``overloaded``;
+        other statuses ``null``.
+    :ivar code: the error's ``code`` (replaces the default).
+    :ivar message: the error's ``message`` (and the message of an *error_event*).
+    :ivar body: a raw body to send instead of the generated one (``str`` is UTF-8 encoded);
+        with it, *status* defaults to 200 and ``content-type`` to ``application/json``.
+    :ivar headers: extra response headers; they replace generated ones of the same name
+        (``content-length`` and ``transfer-encoding`` are ignored).
+    :ivar retry_after: sent as ``Retry-After``: seconds, or a string such as an HTTP date.
+    :ivar retry_after_ms: sent as ``retry-after-ms``.
+    :ivar latency: seconds to wait before answering. The wait ends early, and the connection
+        closes, if the client disconnects; server shutdown cancels it too.
+    :ivar drop: ``"before_headers"``: read the request, close without answering.
+        ``"mid_body"``: send the headers (with the full ``Content-Length``) and half the body,
+        then close. ``"mid_stream"``: send *after_events* events of a stream, then close
+        without the final chunk. On a non-streamed answer ``"mid_stream"`` acts as
+        ``"mid_body"``, on a streamed one ``"mid_body"`` acts as ``"mid_stream"``.
+    :ivar after_events: how many events of a stream go out before *drop*, *malformed* or
+        *error_event* strikes; never more than the events before ``[DONE]``, so a faulted
+        stream never sends ``[DONE]`` before the fault.
+    :ivar malformed: non-streamed: status 200 (unless *status* is set) with the body cut in
+        half, so it is not valid JSON. Streamed: after *after_events* events one ``data:`` line
+        that is not JSON, then the rest of the stream as usual.
+    :ivar error_event: streamed only: after *after_events* events, send ``data: {"error":
+        {"message", "type": "server_error", "param": null, "code": "stream_error"}}`` and end
+        the stream cleanly (no ``[DONE]``).
+    :ivar times: for :meth:`FakeServer.add_fault` only: how many matching requests it
+        applies to before it is used up.
+    """
+
+    status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    body: bytes | None = attrs.field(default=None, converter=_to_bytes)
+    headers: Mapping[str, str] = attrs.field(
+        factory=lambda: MappingProxyType({}), converter=_freeze_headers, hash=False
+    )
+    retry_after: float | str | None = None
+    retry_after_ms: float | None = None
+    latency: float = 0.0
+    drop: Literal["before_headers", "mid_body", "mid_stream"] | None = None
+    after_events: int = 2
+    malformed: bool = False
+    error_event: bool = False
+    times: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.status is not None and (
+            isinstance(self.status, bool)
+            or not isinstance(self.status, int)
+            or not 100 <= self.status <= 599
+        ):
+            raise ValueError(f"status must be an HTTP status (100-599), not {self.status!r}")
+        for name in ("code", "message"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string or None")
+        if self.retry_after is not None and not (
+            isinstance(self.retry_after, str) or _is_number(self.retry_after)
+        ):
+            raise ValueError("retry_after must be a number of seconds >= 0 or a string")
+        if self.retry_after_ms is not None and not _is_number(self.retry_after_ms):
+            raise ValueError("retry_after_ms must be a number >= 0")
+        if not _is_number(self.latency):
+            raise ValueError("latency must be a number of seconds >= 0")
+        if self.drop is not None and self.drop not in _DROP_MODES:
+            raise ValueError(f"drop must be one of {', '.join(_DROP_MODES)} or None")
+        for name, minimum in (("after_events", 0), ("times", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}")
+        for name in ("malformed", "error_event"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a boolean")
+
+    @property
+    def replaces_answer(self) -> bool:
+        """Whether the fault answers in place of the endpoint (*status* or *body* is set)."""
+        return self.status is not None or self.body is not None
+
+
+_FAULT_FIELDS: Final = frozenset(field.name for field in attrs.fields(Fault))
+
+# status -> (error type, default code, default message)
+_FAULT_ERRORS: Final[dict[int, tuple[str, str | None, str]]] = {
+    400: ("invalid_request_error", "invalid_request_error", "Bad request."),
+    401: (
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+    ),
+    404: ("invalid_request_error", "not_found", "The requested resource was not found."),
+    429: (
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for requests. Please try again later.",
+    ),
+    500: ("server_error", "server_error", _SERVER_ERROR),
+    503: (
+        "server_error",
+        "overloaded",
+        "The engine is currently overloaded, please try again later.",
+    ),
+}
+
+
+def _fault_from_header(raw: str) -> Fault:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object of Fault fields")
+    unknown = sorted(set(value) - _FAULT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+    return Fault(**value)
+
+
+def _fault_reply(fault: Fault) -> Reply:
+    if fault.body is not None:
+        return Reply(
+            status=fault.status if fault.status is not None else 200,
+            headers=(("content-type", "application/json"),),
+            body=fault.body,
+        )
+    status = fault.status if fault.status is not None else 500
+    if status in _FAULT_ERRORS:
+        kind, code, message = _FAULT_ERRORS[status]
+    else:
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        code = None
+        message = f"{status} {_reason(status).decode('ascii')} (injected by the fake server)."
+    return error_reply(
+        status,
+        fault.message if fault.message is not None else message,
+        type=kind,
+        code=fault.code if fault.code is not None else code,
+    )
+
+
+def _format_seconds(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _decode(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def _record(event: h11.Request, body: bytes) -> RecordedRequest:
+    target = _decode(event.target)
+    if target.startswith("/"):
+        path, _, query = target.partition("?")
+    else:  # absolute-form ("http://host/v1/models") or "*"
+        parts = urllib.parse.urlsplit(target)
+        path, query = parts.path or target, parts.query
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in event.headers:
+        name = raw_name.decode("ascii", "replace").lower()
+        value = _decode(raw_value)
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    parsed: Any = None
+    if body.strip():
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            parsed = None
+    return RecordedRequest(
+        event.method.decode("ascii", "replace").upper(),
+        path,
+        dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
+        headers,
+        body,
+        parsed,
+    )
+
+
+def _encode(conn: h11.Connection, event: h11.Event) -> bytes:
+    return conn.send(event) or b""
+
+
+@attrs.define
+class _PendingFault:
+    fault: Fault
+    path: str | None
+    method: str | None
+    remaining: int
+
+    def matches(self, request: RecordedRequest) -> bool:
+        if self.method is not None and self.method != request.method:
+            return False
+        if self.path is None:
+            return True
+        return request.path in (self.path, "/v1" + self.path)
+
+
+@attrs.define(eq=False)
+class _Connection:
+    scope: anyio.CancelScope
+    closed: anyio.Event
+    idle: bool = False
+
+
+class FakeServer:
+    """A fake OpenAI API on a real HTTP/1.1 socket, for tests.
+
+    ::
+
+        async with FakeServer() as server:
+            async with anyoai.open_pool(base_url=server.url, api_key="sk-test") as pool:
+                ...
+            assert server.requests[0].json["model"] == "gpt-4o-mini"
+
+    Use it as an async context manager (enter and exit it in the same task): it binds on entry,
+    serves in its own anyio task group (asyncio or trio), and on exit stops accepting, closes
+    every connection and cancels every handler. :func:`run_in_thread` serves blocking tests.
+
+    While an answer is delayed (:attr:`Fault.latency`) or streamed, the server watches the
+    connection: when the client closes it (or only shuts down its sending side) the answer is
+    abandoned and the connection closed. Disconnections are logged at debug level on the
+    ``anyoai.testing`` logger, never as errors; an endpoint that raises is logged with its
+    traceback and answered with a 500.
+
+    :param host: the address to listen on.
+    :param port: the port; 0 picks a free one (read :attr:`port` or :attr:`url` after entry).
+    :param api_key: when set, every request must carry ``Authorization: Bearer <api_key>``,
+        else 401 ``invalid_api_key``.
+    :param models: the model ids ``GET /v1/models`` lists (:attr:`DEFAULT_MODELS` by default).
+    :param embedding_dimensions: the vector length of embeddings without ``dimensions``.
+    :param stream_chunk_delay: seconds to wait between the events of a stream.
+
+    :ivar host: the address it listens on.
+    :ivar port: the port it listens on (the requested one until entry).
+    :ivar requests: every request received, in order of arrival. Appended from the server's
+        thread under a lock: read it once the requests you care about have been answered.
+    :ivar app: the endpoints; :meth:`FakeApp.add_route <anyoai.testing._app.FakeApp.add_route>`
+        adds one.
+    """
+
+    #: The models listed when none are given.
+    DEFAULT_MODELS: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        models: Sequence[str] = DEFAULT_MODELS,
+        embedding_dimensions: int = 16,
+        stream_chunk_delay: float = 0.0,
+    ) -> None:
+        if isinstance(models, str):
+            raise TypeError("models must be a sequence of model ids, not a string")
+        if isinstance(embedding_dimensions, bool) or embedding_dimensions < 1:
+            raise ValueError("embedding_dimensions must be an integer >= 1")
+        if not _is_number(stream_chunk_delay):
+            raise ValueError("stream_chunk_delay must be a number of seconds >= 0")
+        self.host = host
+        self.port = port
+        self.stream_chunk_delay = float(stream_chunk_delay)
+        self.requests: list[RecordedRequest] = []
+        self.app = FakeApp(
+            AppConfig(
+                models=tuple(models),
+                embedding_dimensions=embedding_dimensions,
+                api_key=api_key,
+            )
+        )
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._faults: list[_PendingFault] = []
+        self._seq = 0
+        self._open = 0
+        self._connections: set[_Connection] = set()
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
+
+    def __repr__(self) -> str:
+        state = "serving" if self._task_group is not None else "stopped"
+        return f"<FakeServer {self.url} {state}>"
+
+    @property
+    def url(self) -> str:
+        """The base URL a client uses: ``http://127.0.0.1:PORT/v1``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open right now."""
+        with self._lock:
+            return self._open
+
+    def add_fault(
+        self, fault: Fault, *, path: str | None = None, method: str | None = None
+    ) -> None:
+        """Script *fault* for the next ``fault.times`` requests that match.
+
+        Faults are consumed first in, first out: a request takes the oldest pending fault it
+        matches. *path* matches the request path exactly, with or without the ``/v1`` prefix
+        (``"/chat/completions"`` or ``"/v1/chat/completions"``); *method* matches case-
+        insensitively; ``None`` matches anything. An ``x-fake-fault`` header takes precedence
+        (and consumes nothing). Safe to call from any thread.
+        """
+        pending = _PendingFault(
+            fault=fault,
+            path=path,
+            method=method.upper() if method is not None else None,
+            remaining=fault.times,
+        )
+        with self._lock:
+            self._faults.append(pending)
+
+    def clear(self) -> None:
+        """Forget the recorded requests and the pending faults (ids keep counting up)."""
+        with self._lock:
+            self.requests.clear()
+            self._faults.clear()
+
+    async def close_idle_connections(self) -> int:
+        """Close every keep-alive connection that sits idle between requests; return how many.
+
+        It returns once those sockets are closed, so a client that reuses one next finds it
+        closed (a stale pooled connection). Call it from the server's event loop.
+        """
+        idle = [connection for connection in self._connections if connection.idle]
+        for connection in idle:
+            connection.scope.cancel()
+        for connection in idle:
+            await connection.closed.wait()
+        return len(idle)
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> FakeServer:
+        if self._task_group is not None:
+            raise RuntimeError("this FakeServer is already running")
+        listener = await anyio.create_tcp_listener(
+            local_host=self.host, local_port=self._requested_port
+        )
+        try:
+            sockets = [
+                inner for inner in listener.listeners if isinstance(inner, anyio.abc.SocketListener)
+            ]
+            if not sockets:
+                raise RuntimeError(f"could not listen on {self.host}")
+            self.port = sockets[0].extra(anyio.abc.SocketAttribute.local_port)
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+            raise
+        for socket_listener in sockets:
+            task_group.start_soon(self._accept_loop, socket_listener, task_group)
+        self._task_group = task_group
+        self._listener = listener
+        logger.debug("fake server listening on %s", self.url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task_group, listener = self._task_group, self._listener
+        self._task_group = self._listener = None
+        if task_group is None or listener is None:
+            return
+        task_group.cancel_scope.cancel()
+        # hand the task group a cancellation, never another exception: that would come back
+        # wrapped in an exception group instead of propagating as it is
+        passed = exc if isinstance(exc, anyio.get_cancelled_exc_class()) else None
+        try:
+            await task_group.__aexit__(
+                type(passed) if passed is not None else None,
+                passed,
+                passed.__traceback__ if passed is not None else None,
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+            logger.debug("fake server on %s stopped", self.url)
+
+    async def _accept_loop(
+        self, listener: anyio.abc.SocketListener, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError as exc:  # e.g. too many open files: wait for some to close
+                logger.debug("fake server: accept failed: %r", exc)
+                await anyio.sleep(0.01)
+                continue
+            task_group.start_soon(self._connection, stream)
+
+    # --------------------------------------------------------------------------- connections
+
+    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+        connection = _Connection(scope=anyio.CancelScope(), closed=anyio.Event())
+        self._connections.add(connection)
+        with self._lock:
+            self._open += 1
+        try:
+            with connection.scope:
+                await self._serve(stream, connection)
+        except (*_DISCONNECTS, h11.ProtocolError) as exc:
+            logger.debug("fake server: connection ended: %r", exc)
+        except Exception:
+            logger.exception("fake server: unexpected error while serving a connection")
+        finally:
+            try:
+                await anyio.aclose_forcefully(stream)
+            finally:
+                with self._lock:
+                    self._open -= 1
+                self._connections.discard(connection)
+                connection.closed.set()
+
+    async def _serve(self, stream: anyio.abc.SocketStream, connection: _Connection) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while True:
+            received = await self._receive_request(stream, conn, connection)
+            if received is None:
+                return
+            if not await self._exchange(stream, conn, *received):
+                return
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # Connection: close, HTTP/1.0, or an unfinished exchange
+            conn.start_next_cycle()
+
+    async def _receive_request(
+        self, stream: anyio.abc.SocketStream, conn: h11.Connection, connection: _Connection
+    ) -> tuple[h11.Request, bytes] | None:
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._reject(stream, conn, exc)
+                return None
+            if event is h11.NEED_DATA:
+                if conn.they_are_waiting_for_100_continue:
+                    continue_event = h11.InformationalResponse(status_code=100, headers=[])
+                    await stream.send(_encode(conn, continue_event))
+                # idle: between requests, with nothing of the next one received yet
+                connection.idle = request is None and not conn.trailing_data[0]
+                try:
+                    data = await stream.receive(_RECEIVE_SIZE)
+                except anyio.EndOfStream:
+                    data = b""
+                finally:
+                    connection.idle = False
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                return request, bytes(body)
+            else:  # ConnectionClosed: the client is done with this connection
+                return None
+
+    async def _reject(
+        self, stream: anyio.abc.SocketStream, conn: h11.Connection, exc: h11.RemoteProtocolError
+    ) -> None:
+        logger.debug("fake server: unreadable request: %s", exc)
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        status = exc.error_status_hint
+        reply = error_reply(status, f"Could not read the HTTP request: {exc}")
+        headers = self._headers(reply, seq, 0, None)
+        headers.append(("connection", "close"))
+        headers.append(("content-length", str(len(reply.body))))
+        try:
+            response = h11.Response(status_code=status, headers=headers, reason=_reason(status))
+            data = _encode(conn, response) + _encode(conn, h11.Data(data=reply.body))
+            await stream.send(data + _encode(conn, h11.EndOfMessage()))
+        except (*_DISCONNECTS, h11.ProtocolError) as error:
+            logger.debug("fake server: could not send the 400: %r", error)
+
+    # ----------------------------------------------------------------------------- exchanges
+
+    async def _exchange(
+        self, stream: anyio.abc.SocketStream, conn: h11.Connection, event: h11.Request, body: bytes
+    ) -> bool:
+        """Answer one request; return whether the connection may serve another."""
+        started = anyio.current_time()
+        request = _record(event, body)
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self.requests.append(request)
+        fault, reply = self._fault_for(request)
+        if fault is not None and fault.latency > 0:
+            delay = fault.latency
+
+            async def wait() -> bool:
+                await anyio.sleep(delay)
+                return True
+
+            if not await self._watching(stream, conn, wait):
+                logger.debug("fake server: client left during the latency of request %d", seq)
+                return False
+        if fault is not None and fault.drop == "before_headers":
+            logger.debug("fake server: dropping request %d before the headers", seq)
+            return False
+        if reply is None:
+            if fault is not None and fault.replaces_answer:
+                reply = _fault_reply(fault)
+            else:
+                reply = self._answer(request, seq)
+        if fault is not None and fault.malformed and not reply.streaming:
+            cut = reply.body[: max(1, len(reply.body) // 2)] if reply.body else b'{"'
+            status = fault.status if fault.status is not None else 200
+            reply = attrs.evolve(reply, status=status, body=cut)
+        elapsed_ms = int((anyio.current_time() - started) * 1000)
+        headers = self._headers(reply, seq, elapsed_ms, fault)
+        if reply.streaming:
+            streamed = reply
+
+            async def send_stream() -> bool:
+                return await self._send_stream(stream, conn, streamed, headers, fault)
+
+            return await self._watching(stream, conn, send_stream)
+        return await self._send_body(stream, conn, reply, headers, fault, request.method)
+
+    def _fault_for(self, request: RecordedRequest) -> tuple[Fault | None, Reply | None]:
+        raw = request.headers.get(FAULT_HEADER)
+        if raw is not None:
+            try:
+                return _fault_from_header(raw), None
+            except (TypeError, ValueError) as exc:
+                message = f"Invalid {FAULT_HEADER} header: {exc}"
+                return None, error_reply(400, message, param=FAULT_HEADER)
+        with self._lock:
+            for index, pending in enumerate(self._faults):
+                if pending.matches(request):
+                    pending.remaining -= 1
+                    if pending.remaining <= 0:
+                        del self._faults[index]
+                    return pending.fault, None
+        return None, None
+
+    def _answer(self, request: RecordedRequest, seq: int) -> Reply:
+        try:
+            return self.app.handle(request, seq)
+        except Exception:
+            logger.exception(
+                "fake server: the endpoint failed on %s %s", request.method, request.path
+            )
+            return error_reply(500, _SERVER_ERROR, type="server_error", code="server_error")
+
+    def _headers(
+        self, reply: Reply, seq: int, elapsed_ms: int, fault: Fault | None
+    ) -> list[tuple[str, str]]:
+        merged: dict[str, tuple[str, str]] = {}
+        for name, value in reply.headers:
+            merged[name.lower()] = (name, value)
+        merged["x-request-id"] = ("x-request-id", f"req_{seq:012x}")
+        merged["openai-version"] = ("openai-version", "2020-10-01")
+        merged["openai-processing-ms"] = ("openai-processing-ms", str(elapsed_ms))
+        if fault is not None:
+            if fault.retry_after is not None:
+                merged["retry-after"] = ("retry-after", _format_seconds(fault.retry_after))
+            if fault.retry_after_ms is not None:
+                value = _format_seconds(fault.retry_after_ms)
+                merged["retry-after-ms"] = ("retry-after-ms", value)
+            for name, value in fault.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding"):
+                    merged[name.lower()] = (name, value)
+        return list(merged.values())
+
+    async def _watching(
+        self,
+        stream: anyio.abc.SocketStream,
+        conn: h11.Connection,
+        action: Callable[[], Awaitable[bool]],
+    ) -> bool:
+        """Run *action* while watching for the client to leave; cancel it if it does."""
+        lost = False
+        result = False
+
+        async def watch(scope: anyio.CancelScope) -> None:
+            nonlocal lost
+            received = 0
+            try:
+                while received < _WATCH_LIMIT:
+                    data = await stream.receive(_RECEIVE_SIZE)
+                    conn.receive_data(data)  # a pipelined request: keep it for later
+                    received += len(data)
+            except _DISCONNECTS:
+                lost = True
+                scope.cancel()
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(watch, task_group.cancel_scope)
+            try:
+                result = await action()
+            except (*_DISCONNECTS, h11.ProtocolError) as exc:
+                logger.debug("fake server: connection lost while answering: %r", exc)
+                result = False
+            task_group.cancel_scope.cancel()
+        return result and not lost
+
+    async def _send_body(
+        self,
+        stream: anyio.abc.SocketStream,
+        conn: h11.Connection,
+        reply: Reply,
+        headers: list[tuple[str, str]],
+        fault: Fault | None,
+        method: str,
+    ) -> bool:
+        body = reply.body
+        headers.append(("content-length", str(len(body))))
+        response = h11.Response(
+            status_code=reply.status, headers=_wire(headers), reason=_reason(reply.status)
+        )
+        if fault is not None and fault.drop in ("mid_body", "mid_stream"):
+            data = _encode(conn, response) + _encode(conn, h11.Data(data=body[: len(body) // 2]))
+            await stream.send(data)
+            logger.debug("fake server: dropped the connection in the middle of a body")
+            return False
+        data = _encode(conn, response)
+        if body and method != "HEAD":
+            data += _encode(conn, h11.Data(data=body))
+        await stream.send(data + _encode(conn, h11.EndOfMessage()))
+        return True
+
+    async def _send_stream(
+        self,
+        stream: anyio.abc.SocketStream,
+        conn: h11.Connection,
+        reply: Reply,
+        headers: list[tuple[str, str]],
+        fault: Fault | None,
+    ) -> bool:
+        events = reply.events or ()
+        response = h11.Response(
+            status_code=reply.status, headers=_wire(headers), reason=_reason(reply.status)
+        )
+        await stream.send(_encode(conn, response))
+        strike = min(fault.after_events, len(events) - 1) if fault is not None else -1
+        for index, payload in enumerate(events):
+            if index == strike and fault is not None:
+                if fault.drop is not None:
+                    logger.debug("fake server: dropped the connection in the middle of a stream")
+                    return False
+                if fault.error_event:
+                    error = {
+                        "error": {
+                            "message": fault.message or _SERVER_ERROR,
+                            "type": "server_error",
+                            "param": None,
+                            "code": fault.code or "stream_error",
+                        }
+                    }
+                    await self._send_event(stream, conn, dumps(error).encode("utf-8"))
+                    await stream.send(_encode(conn, h11.EndOfMessage()))
+                    return True
+                if fault.malformed:
+                    await stream.send(_encode(conn, h11.Data(data=_MALFORMED_EVENT)))
+            if index and self.stream_chunk_delay > 0:
+                await anyio.sleep(self.stream_chunk_delay)
+            await self._send_event(stream, conn, payload.encode("utf-8"))
+        await stream.send(_encode(conn, h11.EndOfMessage()))
+        return True
+
+    @staticmethod
+    async def _send_event(
+        stream: anyio.abc.SocketStream, conn: h11.Connection, data: bytes
+    ) -> None:
+        await stream.send(_encode(conn, h11.Data(data=b"data: " + data + b"\n\n")))
+
+
+def _wire(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
+
+
+class _ServerOptions(TypedDict, total=False):
+    host: str
+    port: int
+    api_key: str | None
+    models: Sequence[str]
+    embedding_dimensions: int
+    stream_chunk_delay: float
+
+
+def run_in_thread(
+    **kwargs: Unpack[_ServerOptions],
+) -> contextlib.AbstractContextManager[FakeServer]:
+    """Run a :class:`FakeServer` in a background thread, for blocking tests.
+
+    ::
+
+        with run_in_thread(api_key="sk-test") as server:
+            urllib.request.urlopen(server.url + "/models")
+
+    The keyword arguments are :class:`FakeServer`'s. The thread runs its own event loop (anyio,
+    asyncio backend); entering waits until the server listens, leaving stops it and joins the
+    thread. :meth:`FakeServer.add_fault`, :meth:`FakeServer.clear` and
+    :attr:`FakeServer.requests` are safe to use from the calling thread.
+    """
+    return _serve_in_thread(FakeServer(**kwargs))
+
+
+@contextlib.contextmanager
+def _serve_in_thread(server: FakeServer) -> Iterator[FakeServer]:
+    with (
+        anyio.from_thread.start_blocking_portal("asyncio") as portal,
+        portal.wrap_async_context_manager(server) as running,
+    ):
+        yield running

@@ -1,0 +1,52 @@
+"""The API's data: attrs models for results (no I/O here) and TypedDicts for parameters."""
+
+from ._base import NOT_GIVEN, APIObject, NotGiven, ResponseMeta, UnknownVariant
+from .chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    ChatCompletionMessageCustomToolCall,
+    ChatCompletionMessageToolCall,
+    Choice,
+    ChunkChoice,
+    FunctionCall,
+    ToolCall,
+    UnknownToolCall,
+)
+from .completions import Completion, CompletionChoice
+from .edits import Edit
+from .embeddings import CreateEmbeddingResponse, Embedding
+from .models import Model, ModelDeleted, ModelList
+from .moderations import Moderation, ModerationCreateResponse
+from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
+
+__all__ = [
+    "NOT_GIVEN",
+    "APIObject",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionMessageCustomToolCall",
+    "ChatCompletionMessageToolCall",
+    "Choice",
+    "ChunkChoice",
+    "Completion",
+    "CompletionChoice",
+    "CompletionUsage",
+    "ContentFilterResult",
+    "CreateEmbeddingResponse",
+    "Edit",
+    "Embedding",
+    "FunctionCall",
+    "Model",
+    "ModelDeleted",
+    "ModelList",
+    "Moderation",
+    "ModerationCreateResponse",
+    "NotGiven",
+    "PromptFilterResult",
+    "ResponseMeta",
+    "ToolCall",
+    "UnknownToolCall",
+    "UnknownVariant",
+]

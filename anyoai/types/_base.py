@@ -1,0 +1,118 @@
+"""What every model shares: the NOT_GIVEN sentinel, response metadata, unknown variants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+__all__ = [
+    "NOT_GIVEN",
+    "APIObject",
+    "NotGiven",
+    "ResponseMeta",
+    "UnknownVariant",
+]
+
+
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: marks a parameter as omitted (``None`` sends ``null``)."""
+
+    _instance: NotGiven | None = None
+
+    def __new__(cls) -> NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __reduce__(self) -> str:
+        return "NOT_GIVEN"
+
+
+#: Pass it for a parameter to omit it, as if it had not been written (``None`` sends ``null``).
+NOT_GIVEN: Final = NotGiven()
+
+
+@attrs.frozen(kw_only=True)
+class ResponseMeta:
+    """What anyoai knows about the HTTP exchange behind a result.
+
+    :ivar raw: the decoded JSON body, as the server sent it (unknown keys included).
+    :ivar headers: the response headers, lower-case names.
+    :ivar status_code: the HTTP status.
+    :ivar request_id: ``x-request-id`` (OpenAI) or ``apim-request-id`` (Azure), if sent.
+    :ivar backend: the name of the backend that answered.
+    :ivar attempts: how many attempts the request took (1 when it succeeded at once).
+    :ivar elapsed: seconds from the first attempt to the end of the body.
+    """
+
+    raw: Any
+    headers: Mapping[str, str]
+    status_code: int = 200
+    request_id: str | None = None
+    backend: str | None = None
+    attempts: int = 1
+    elapsed: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class APIObject:
+    """Base of every top-level result. Gives access to the exchange that produced it."""
+
+    _meta: ResponseMeta | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    @property
+    def meta(self) -> ResponseMeta | None:
+        """The :class:`ResponseMeta` of the exchange, or ``None`` for an object built by hand."""
+        return self._meta
+
+    @property
+    def raw(self) -> Any:
+        """The decoded JSON body as the server sent it."""
+        return self._meta.raw if self._meta else None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (lower-case names)."""
+        return self._meta.headers if self._meta else {}
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for this request, for support tickets."""
+        return self._meta.request_id if self._meta else None
+
+    @property
+    def backend(self) -> str | None:
+        """The name of the backend that answered."""
+        return self._meta.backend if self._meta else None
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts the request took."""
+        return self._meta.attempts if self._meta else 0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from the first attempt to the end of the body."""
+        return self._meta.elapsed if self._meta else 0.0
+
+    def _attach(self, meta: ResponseMeta) -> None:
+        object.__setattr__(self, "_meta", meta)
+
+
+@attrs.frozen(kw_only=True)
+class UnknownVariant:
+    """A member of a tagged union whose ``type`` this version of anyoai does not know.
+
+    It keeps the tag and the whole raw object, so nothing the server sent is lost.
+    """
+
+    type: str
+    raw: Mapping[str, Any] = attrs.field(factory=dict)

@@ -1,0 +1,282 @@
+"""Chat completions: the result, its stream chunks, and their parts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from ._base import APIObject, UnknownVariant
+from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
+
+__all__ = [
+    "Annotation",
+    "ChatCompletion",
+    "ChatCompletionAudio",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionMessageCustomToolCall",
+    "ChatCompletionMessageToolCall",
+    "ChatCompletionTokenLogprob",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaFunctionCall",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
+    "ChoiceLogprobs",
+    "ChunkChoice",
+    "CustomToolCallInput",
+    "FunctionCall",
+    "ToolCall",
+    "TopLogprob",
+    "UnknownToolCall",
+    "UrlCitation",
+]
+
+
+@attrs.frozen(kw_only=True)
+class FunctionCall:
+    """A function the model wants called: its name and its arguments as a JSON string."""
+
+    name: str
+    arguments: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionMessageToolCall:
+    """A call of a function tool."""
+
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+@attrs.frozen(kw_only=True)
+class CustomToolCallInput:
+    """The name and free-form input of a custom tool call."""
+
+    name: str
+    input: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionMessageCustomToolCall:
+    """A call of a custom (free-form input) tool."""
+
+    id: str
+    custom: CustomToolCallInput
+    type: Literal["custom"] = "custom"
+
+
+@attrs.frozen(kw_only=True)
+class UnknownToolCall(UnknownVariant):
+    """A tool call of a ``type`` this version of anyoai does not know; ``raw`` has it whole."""
+
+
+ToolCall = ChatCompletionMessageToolCall | ChatCompletionMessageCustomToolCall | UnknownToolCall
+
+
+@attrs.frozen(kw_only=True)
+class UrlCitation:
+    """A web page the answer cites, and where in the text."""
+
+    url: str
+    title: str | None = None
+    start_index: int | None = None
+    end_index: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Annotation:
+    """An annotation of the message text (a URL citation, when using web search)."""
+
+    type: str
+    url_citation: UrlCitation | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionAudio:
+    """Audio the model produced, when the ``audio`` modality was asked for."""
+
+    id: str
+    data: str = ""
+    expires_at: int | None = None
+    transcript: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionMessage:
+    """The message of one choice. Pass it back in ``messages=`` to continue the conversation."""
+
+    role: str = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    annotations: list[Annotation] | None = None
+    audio: ChatCompletionAudio | None = None
+    #: the reasoning text some compatible servers (vLLM, DeepSeek, llama.cpp) return
+    reasoning_content: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TopLogprob:
+    """One of the most likely tokens at a position."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionTokenLogprob:
+    """The log probability of one output token, with the most likely alternatives."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceLogprobs:
+    """Log probabilities of a choice's content and refusal tokens."""
+
+    content: list[ChatCompletionTokenLogprob] | None = None
+    refusal: list[ChatCompletionTokenLogprob] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Choice:
+    """One of the ``n`` answers."""
+
+    index: int = 0
+    message: ChatCompletionMessage = attrs.field(factory=ChatCompletionMessage)
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+    #: Azure OpenAI's content-filter verdict on this answer
+    content_filter_results: dict[str, ContentFilterResult] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletion(APIObject):
+    """The result of ``chat.completions.create``.
+
+    Besides the API's fields it offers the seed library's conveniences: :attr:`text`,
+    :attr:`texts`, :attr:`messages`, ``len(result)`` (the number of choices) and :attr:`usage`.
+    """
+
+    id: str
+    created: int
+    model: str
+    choices: list[Choice] = attrs.field(factory=list)
+    object_: str = "chat.completion"
+    usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    metadata: dict[str, str] | None = None
+    #: Azure OpenAI's content-filter verdict on the prompt(s)
+    prompt_filter_results: list[PromptFilterResult] | None = None
+
+    @property
+    def messages(self) -> list[ChatCompletionMessage]:
+        """The message of every choice, in choice order."""
+        return [choice.message for choice in self.choices]
+
+    @property
+    def texts(self) -> list[str]:
+        """The text of every choice (``""`` where a choice has no content), in choice order."""
+        return [choice.message.content or "" for choice in self.choices]
+
+    @property
+    def text(self) -> str:
+        """The text of the answer: the choices' texts concatenated, as the seed library did.
+
+        With ``n=1`` (the default) this is simply the one answer's content.
+        """
+        return "".join(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDeltaFunctionCall:
+    """A piece of a legacy function call."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDeltaToolCallFunction:
+    """A piece of a function tool call: the name comes once, the arguments in pieces."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDeltaToolCall:
+    """A piece of the tool call at ``index``; ``id`` and ``type`` come with its first piece."""
+
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: ChoiceDeltaToolCallFunction | None = None
+    custom: dict[str, Any] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDelta:
+    """What a chunk adds to a choice's message."""
+
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ChoiceDeltaToolCall] | None = None
+    function_call: ChoiceDeltaFunctionCall | None = None
+    reasoning_content: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChunkChoice:
+    """One choice's part of a stream chunk."""
+
+    index: int = 0
+    delta: ChoiceDelta = attrs.field(factory=ChoiceDelta)
+    finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
+    content_filter_results: dict[str, ContentFilterResult] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionChunk:
+    """One event of a streamed chat completion.
+
+    With ``stream_options={"include_usage": True}`` the last chunk has no choices and carries
+    :attr:`usage`. Azure OpenAI sends a first chunk with empty ``id`` and ``model`` that carries
+    only :attr:`prompt_filter_results`.
+    """
+
+    id: str = ""
+    created: int = 0
+    model: str = ""
+    choices: list[ChunkChoice] = attrs.field(factory=list)
+    object_: str = "chat.completion.chunk"
+    usage: CompletionUsage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    obfuscation: str | None = None
+    prompt_filter_results: list[PromptFilterResult] | None = None
+
+    @property
+    def text(self) -> str:
+        """The content this chunk adds to the first choice (``""`` if none)."""
+        for choice in self.choices:
+            if choice.index == 0:
+                return choice.delta.content or ""
+        return ""

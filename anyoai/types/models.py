@@ -1,0 +1,53 @@
+"""Models (``/models``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+
+from ._base import APIObject
+
+__all__ = ["Model", "ModelDeleted", "ModelList"]
+
+
+@attrs.frozen(kw_only=True)
+class Model(APIObject):
+    """A model the API offers."""
+
+    id: str
+    created: int | None = None
+    owned_by: str | None = None
+    object_: str = "model"
+    shutdown_date: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ModelList(APIObject):
+    """The result of ``models.list``. Iterate over it, or read :attr:`data`."""
+
+    data: list[Model]
+    object_: str = "list"
+
+    @property
+    def ids(self) -> list[str]:
+        """The models' ids."""
+        return [model.id for model in self.data]
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class ModelDeleted(APIObject):
+    """The result of ``models.delete`` (of a fine-tuned model)."""
+
+    id: str
+    deleted: bool
+    object_: str = "model"

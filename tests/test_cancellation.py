@@ -1,0 +1,123 @@
+"""Cancelling in-flight requests and open streams leaks nothing, and the pool keeps working."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import anyoai
+from anyoai.testing import FakeServer, Fault
+
+from .helpers import API_KEY
+
+pytestmark = pytest.mark.anyio
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+async def wait_for(condition: object, what: str) -> None:
+    for _ in range(20_000):
+        if condition():  # type: ignore[operator]
+            return
+        await anyio.sleep(0.001)
+    raise AssertionError(f"never reached: {what}")
+
+
+def assert_at_rest(pool: anyoai.Pool) -> None:
+    stats = pool.statistics()
+    assert stats.in_use == 0, stats
+    assert stats.waiting == 0, stats
+    assert stats.connections == stats.idle, stats
+
+
+@pytest.mark.parametrize("max_connections", [200, 1000])
+async def test_cancel_1000_in_flight_requests(server: FakeServer, max_connections: int) -> None:
+    async with anyoai.open_pool(
+        api_key=API_KEY, base_url=server.url, max_connections=max_connections
+    ) as pool:
+        server.add_fault(Fault(latency=60, times=1000))
+        async with anyio.create_task_group() as tg:
+            for _ in range(1000):
+                tg.start_soon(lambda: pool.chat.completions.create(model="m", messages=HELLO))
+            # all 1,000 are in flight: holding a connection, or queued for one
+            await wait_for(
+                lambda: (
+                    pool.statistics().in_use + pool.statistics().waiting == 1000
+                    and len(server.requests) == min(1000, max_connections)
+                ),
+                "1000 requests in flight",
+            )
+            assert pool.statistics().in_use == min(1000, max_connections)
+            tg.cancel_scope.cancel()
+        assert_at_rest(pool)
+        # connections cut mid-request are closed, never reused
+        assert pool.statistics().connections == 0
+        server.clear()
+        results = await _many(pool, 50)
+        assert all(r.text for r in results)
+        assert_at_rest(pool)
+
+
+async def _many(pool: anyoai.Pool, n: int) -> list[anyoai.types.ChatCompletion]:
+    results: list[anyoai.types.ChatCompletion] = []
+
+    async def one() -> None:
+        results.append(await pool.chat.completions.create(model="m", messages=HELLO))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+    return results
+
+
+async def test_cancel_100_open_streams() -> None:
+    async with (
+        FakeServer(api_key=API_KEY, stream_chunk_delay=0.05) as server,
+        anyoai.open_pool(api_key=API_KEY, base_url=server.url) as pool,
+    ):
+        first_chunks = 0
+
+        async def consume() -> None:
+            nonlocal first_chunks
+            async with await pool.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "a long " * 50}], stream=True
+            ) as stream:
+                async for _chunk in stream:
+                    first_chunks += 1
+                    await anyio.sleep_forever()
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(100):
+                tg.start_soon(consume)
+            await wait_for(lambda: first_chunks == 100, "100 streams yielding")
+            assert pool.statistics().in_use == 100
+            tg.cancel_scope.cancel()
+        assert_at_rest(pool)
+        assert pool.statistics().connections == 0
+        results = await _many(pool, 10)
+        assert len(results) == 10
+
+
+async def test_cancel_while_iterating_without_async_with(server: FakeServer) -> None:
+    """Cancellation inside __anext__ closes the stream even without `async with`."""
+    async with anyoai.open_pool(api_key=API_KEY, base_url=server.url) as pool:
+        stream = await pool.chat.completions.create(model="m", messages=HELLO, stream=True)
+        with anyio.move_on_after(0.01):
+            async for _ in stream:
+                await anyio.sleep_forever()
+        # the cancellation hit the body of the loop, not __anext__: the stream is still open
+        assert not stream.closed
+        await stream.aclose()
+        assert_at_rest(pool)
+
+
+async def test_cancel_during_connect_wait_and_body(server: FakeServer) -> None:
+    async with anyoai.open_pool(api_key=API_KEY, base_url=server.url, max_connections=2) as pool:
+        server.add_fault(Fault(latency=0.5, times=10))
+        for delay in (0.0, 0.001, 0.01, 0.05):
+            with anyio.move_on_after(delay):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(6):
+                        tg.start_soon(pool.models.list)
+            assert_at_rest(pool)
+        assert len(await pool.models.list()) > 0
