@@ -206,6 +206,7 @@ class Pool:
             backend=backend.name,
             attempts=attempts,
             elapsed=time.monotonic() - started,
+            http_version=response.http_version.decode("ascii"),
         )
 
     async def open_stream(self, request: APIRequest) -> tuple[Response, ResponseMeta, Backend]:
@@ -223,6 +224,7 @@ class Pool:
             backend=backend.name,
             attempts=attempts,
             elapsed=time.monotonic() - started,
+            http_version=response.http_version.decode("ascii"),
         )
         return response, meta, backend
 

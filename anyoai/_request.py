@@ -68,6 +68,7 @@ class Reply:
     backend: str
     attempts: int
     elapsed: float
+    http_version: str = "HTTP/1.1"
 
     @property
     def request_id(self) -> str | None:

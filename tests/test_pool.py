@@ -174,3 +174,22 @@ async def test_pool_is_bound_to_its_thread(pool: anyoai.Pool) -> None:
 
     with pytest.raises(RuntimeError, match="belongs to the event loop"):
         await anyio.to_thread.run_sync(use_from_another_thread)
+
+
+async def test_requests_go_through_the_proxy(server: FakeServer) -> None:
+    """The fake server stands in for a forward proxy: it receives the absolute-form request."""
+    proxy = server.url.removesuffix("/v1")
+    async with anyoai.open_pool(
+        api_key=API_KEY, base_url="http://api.openai.invalid/v1", proxies=proxy
+    ) as pool:
+        assert len(await pool.models.list()) > 0
+    request = server.requests[-1]
+    assert request.path == "/v1/models"
+    assert request.headers["host"] == "api.openai.invalid"
+
+
+async def test_proxy_credentials_never_show(server: FakeServer) -> None:
+    proxy = server.url.replace("http://", "http://user:hunter2@").removesuffix("/v1")
+    async with anyoai.open_pool(api_key=API_KEY, base_url=server.url, proxies=proxy) as pool:
+        assert "hunter2" not in repr(pool)
+        assert "hunter2" not in repr(pool.settings)

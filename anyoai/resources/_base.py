@@ -49,6 +49,7 @@ def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
             backend=reply.backend,
             attempts=reply.attempts,
             elapsed=reply.elapsed,
+            http_version=reply.http_version,
         )
     )
     return model

@@ -51,6 +51,7 @@ class ResponseMeta:
     :ivar backend: the name of the backend that answered.
     :ivar attempts: how many attempts the request took (1 when it succeeded at once).
     :ivar elapsed: seconds from the first attempt to the end of the body.
+    :ivar http_version: ``"HTTP/1.1"`` or ``"HTTP/2"``.
     """
 
     raw: Any
@@ -60,6 +61,7 @@ class ResponseMeta:
     backend: str | None = None
     attempts: int = 1
     elapsed: float = 0.0
+    http_version: str = "HTTP/1.1"
 
 
 @attrs.frozen(kw_only=True)
