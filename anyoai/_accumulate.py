@@ -88,9 +88,8 @@ class _ChoiceState:
         self.content_filter_results: dict[str, ContentFilterResult] | None = None
 
 
-class ChatCompletionAccumulator:
-    """Feed it every :class:`ChatCompletionChunk` with :meth:`add`; :meth:`snapshot` gives the
-    :class:`ChatCompletion` so far (the final one once the stream has ended)."""
+class _Envelope:
+    """What every chunk of a stream repeats or adds once: ids, model, usage, prompt filters."""
 
     def __init__(self) -> None:
         self.id = ""
@@ -101,10 +100,8 @@ class ChatCompletionAccumulator:
         self.usage: CompletionUsage | None = None
         self.prompt_filter_results: list[PromptFilterResult] | None = None
         self.chunks = 0
-        self._choices: dict[int, _ChoiceState] = {}
 
-    def add(self, chunk: ChatCompletionChunk) -> None:
-        """Add one chunk."""
+    def _add_envelope(self, chunk: ChatCompletionChunk | Completion) -> None:
         self.chunks += 1
         if chunk.id:
             self.id = chunk.id
@@ -114,14 +111,28 @@ class ChatCompletionAccumulator:
             self.created = chunk.created
         if chunk.system_fingerprint:
             self.system_fingerprint = chunk.system_fingerprint
-        if chunk.service_tier:
-            self.service_tier = chunk.service_tier
+        service_tier = getattr(chunk, "service_tier", None)  # chat chunks only
+        if service_tier:
+            self.service_tier = service_tier
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.prompt_filter_results:
             self.prompt_filter_results = (self.prompt_filter_results or []) + list(
                 chunk.prompt_filter_results
             )
+
+
+class ChatCompletionAccumulator(_Envelope):
+    """Feed it every :class:`ChatCompletionChunk` with :meth:`add`; :meth:`snapshot` gives the
+    :class:`ChatCompletion` so far (the final one once the stream has ended)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._choices: dict[int, _ChoiceState] = {}
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        """Add one chunk."""
+        self._add_envelope(chunk)
         for choice in chunk.choices:
             state = self._choices.get(choice.index)
             if state is None:
@@ -216,17 +227,11 @@ class ChatCompletionAccumulator:
         )
 
 
-class CompletionAccumulator:
+class CompletionAccumulator(_Envelope):
     """Accumulates the chunks of a streamed legacy completion into one :class:`Completion`."""
 
     def __init__(self) -> None:
-        self.id = ""
-        self.model = ""
-        self.created = 0
-        self.system_fingerprint: str | None = None
-        self.usage: CompletionUsage | None = None
-        self.prompt_filter_results: list[PromptFilterResult] | None = None
-        self.chunks = 0
+        super().__init__()
         self._texts: dict[int, list[str]] = {}
         self._finish: dict[int, str] = {}
         self._logprobs: dict[int, dict[str, list[Any]]] = {}
@@ -234,21 +239,7 @@ class CompletionAccumulator:
 
     def add(self, chunk: Completion) -> None:
         """Add one chunk."""
-        self.chunks += 1
-        if chunk.id:
-            self.id = chunk.id
-        if chunk.model:
-            self.model = chunk.model
-        if chunk.created:
-            self.created = chunk.created
-        if chunk.system_fingerprint:
-            self.system_fingerprint = chunk.system_fingerprint
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.prompt_filter_results:
-            self.prompt_filter_results = (self.prompt_filter_results or []) + list(
-                chunk.prompt_filter_results
-            )
+        self._add_envelope(chunk)
         for choice in chunk.choices:
             self._texts.setdefault(choice.index, []).append(choice.text)
             if choice.finish_reason:

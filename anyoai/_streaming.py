@@ -12,7 +12,7 @@ import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
 from ._compat import Self
@@ -21,13 +21,22 @@ from ._secrets import redact
 from ._serde import structure_value
 from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import Response
-from .types._base import ResponseMeta
+from .types._base import APIObject, ResponseMeta
 from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completions import Completion
 
-__all__ = ["AsyncStream", "ChatCompletionStream", "CompletionStream"]
+__all__ = [
+    "AccumulatingStream",
+    "Accumulator",
+    "AsyncStream",
+    "ChatCompletionStream",
+    "CompletionStream",
+]
 
 ChunkT = TypeVar("ChunkT")
+FinalT = TypeVar("FinalT")
+ChunkT_contra = TypeVar("ChunkT_contra", contravariant=True)
+FinalT_co = TypeVar("FinalT_co", covariant=True)
 
 #: after ``data: [DONE]``, read at most this much more to let the connection be reused
 _DRAIN_LIMIT = 64 * 1024
@@ -190,12 +199,41 @@ class AsyncStream(Generic[ChunkT]):
         return f"<{type(self).__name__} {state} backend={self.backend!r}>"
 
 
-class ChatCompletionStream(AsyncStream[ChatCompletionChunk]):
-    """A streamed chat completion: yields :class:`ChatCompletionChunk`; accumulates as it goes.
+class Accumulator(Protocol[ChunkT_contra, FinalT_co]):
+    """Rebuilds a stream's final result from its chunks."""
 
-    :attr:`accumulator` holds the message built so far; :meth:`get_final_completion` reads the
-    rest of the stream and returns the whole :class:`ChatCompletion`.
+    def add(self, chunk: ChunkT_contra, /) -> None:
+        """Take one chunk into account."""
+
+    def snapshot(self) -> FinalT_co:
+        """The result as accumulated so far."""
+
+
+class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
+    """A stream that feeds every chunk to an accumulator as it goes.
+
+    :attr:`accumulator` holds what was received so far (``accumulator.snapshot()``);
+    :meth:`get_final_completion` reads the rest of the stream and returns the whole result.
     """
+
+    accumulator: Accumulator[ChunkT, FinalT]
+
+    def _on_chunk(self, chunk: ChunkT) -> None:
+        self.accumulator.add(chunk)
+
+    async def get_final_completion(self) -> FinalT:
+        """Consume what is left of the stream; return the accumulated result."""
+        async for _ in self:
+            pass
+        result = self.accumulator.snapshot()
+        if isinstance(result, APIObject):
+            result._attach(self._meta)
+        return result
+
+
+class ChatCompletionStream(AccumulatingStream[ChatCompletionChunk, ChatCompletion]):
+    """A streamed chat completion: yields :class:`ChatCompletionChunk`; accumulates into a
+    :class:`ChatCompletion` (tool calls and their split arguments reassembled)."""
 
     _chunk_type = ChatCompletionChunk
 
@@ -203,34 +241,12 @@ class ChatCompletionStream(AsyncStream[ChatCompletionChunk]):
         super().__init__(response, meta, **kwargs)
         self.accumulator = ChatCompletionAccumulator()
 
-    def _on_chunk(self, chunk: ChatCompletionChunk) -> None:
-        self.accumulator.add(chunk)
 
-    async def get_final_completion(self) -> ChatCompletion:
-        """Consume what is left of the stream; return the accumulated completion."""
-        async for _ in self:
-            pass
-        result = self.accumulator.snapshot()
-        result._attach(self._meta)
-        return result
-
-
-class CompletionStream(AsyncStream[Completion]):
-    """A streamed legacy completion: yields :class:`Completion` chunks; accumulates as it goes."""
+class CompletionStream(AccumulatingStream[Completion, Completion]):
+    """A streamed legacy completion: yields :class:`Completion` chunks; accumulates into one."""
 
     _chunk_type = Completion
 
     def __init__(self, response: Response, meta: ResponseMeta, **kwargs: Any) -> None:
         super().__init__(response, meta, **kwargs)
         self.accumulator = CompletionAccumulator()
-
-    def _on_chunk(self, chunk: Completion) -> None:
-        self.accumulator.add(chunk)
-
-    async def get_final_completion(self) -> Completion:
-        """Consume what is left of the stream; return the accumulated completion."""
-        async for _ in self:
-            pass
-        result = self.accumulator.snapshot()
-        result._attach(self._meta)
-        return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 import attrs
@@ -10,6 +10,7 @@ import attrs
 __all__ = [
     "NOT_GIVEN",
     "APIObject",
+    "ChoicesMixin",
     "NotGiven",
     "ResponseMeta",
     "UnknownVariant",
@@ -107,6 +108,39 @@ class APIObject:
 
     def _attach(self, meta: ResponseMeta) -> None:
         object.__setattr__(self, "_meta", meta)
+
+
+class ChoicesMixin:
+    """The seed library's conveniences for results with choices: ``text``, ``texts``, ``len()``.
+
+    A class using it has a ``choices`` list; :meth:`_text_of` reads one choice's text (its
+    ``text`` attribute, unless the class says otherwise).
+    """
+
+    __slots__ = ()
+
+    choices: Sequence[Any]
+
+    @staticmethod
+    def _text_of(choice: Any) -> str:
+        return str(getattr(choice, "text", "") or "")
+
+    @property
+    def texts(self) -> list[str]:
+        """The text of every choice (``""`` where a choice has none), in choice order."""
+        return [self._text_of(choice) for choice in self.choices]
+
+    @property
+    def text(self) -> str:
+        """The choices' texts concatenated, as the seed library did; the answer when ``n=1``."""
+        return "".join(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    def __bool__(self) -> bool:
+        # a result is truthy even with no choices (e.g. a usage-only stream chunk)
+        return True
 
 
 @attrs.frozen(kw_only=True)

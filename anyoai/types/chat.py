@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._base import APIObject, UnknownVariant
+from ._base import APIObject, ChoicesMixin, UnknownVariant
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
 
 __all__ = [
@@ -159,7 +159,7 @@ class Choice:
 
 
 @attrs.frozen(kw_only=True)
-class ChatCompletion(APIObject):
+class ChatCompletion(ChoicesMixin, APIObject):
     """The result of ``chat.completions.create``.
 
     Besides the API's fields it offers the seed library's conveniences: :attr:`text`,
@@ -183,24 +183,9 @@ class ChatCompletion(APIObject):
         """The message of every choice, in choice order."""
         return [choice.message for choice in self.choices]
 
-    @property
-    def texts(self) -> list[str]:
-        """The text of every choice (``""`` where a choice has no content), in choice order."""
-        return [choice.message.content or "" for choice in self.choices]
-
-    @property
-    def text(self) -> str:
-        """The text of the answer: the choices' texts concatenated, as the seed library did.
-
-        With ``n=1`` (the default) this is simply the one answer's content.
-        """
-        return "".join(self.texts)
-
-    def __len__(self) -> int:
-        return len(self.choices)
-
-    def __bool__(self) -> bool:
-        return True
+    @staticmethod
+    def _text_of(choice: Any) -> str:
+        return str(choice.message.content or "")
 
 
 @attrs.frozen(kw_only=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import APIObject
+from ._base import APIObject, ChoicesMixin
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
 
 __all__ = ["Completion", "CompletionChoice", "CompletionLogprobs"]
@@ -33,7 +33,7 @@ class CompletionChoice:
 
 
 @attrs.frozen(kw_only=True)
-class Completion(APIObject):
+class Completion(ChoicesMixin, APIObject):
     """The result of ``completions.create``, and also each chunk of its stream.
 
     Seed conveniences: :attr:`text`, :attr:`texts`, ``len(result)`` and :attr:`usage`.
@@ -48,19 +48,3 @@ class Completion(APIObject):
     system_fingerprint: str | None = None
     #: Azure OpenAI's content-filter verdict on the prompt(s)
     prompt_filter_results: list[PromptFilterResult] | None = None
-
-    @property
-    def texts(self) -> list[str]:
-        """The text of every choice, in choice order."""
-        return [choice.text for choice in self.choices]
-
-    @property
-    def text(self) -> str:
-        """The choices' texts concatenated, as the seed library did; the one text when ``n=1``."""
-        return "".join(self.texts)
-
-    def __len__(self) -> int:
-        return len(self.choices)
-
-    def __bool__(self) -> bool:
-        return True

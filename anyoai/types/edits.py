@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import APIObject
+from ._base import APIObject, ChoicesMixin
 from .shared import CompletionUsage
 
 __all__ = ["Edit", "EditChoice"]
@@ -23,26 +23,10 @@ class EditChoice:
 
 
 @attrs.frozen(kw_only=True)
-class Edit(APIObject):
+class Edit(ChoicesMixin, APIObject):
     """The result of ``edits.create``. Seed conveniences: :attr:`text`, :attr:`texts`, ``len()``."""
 
     created: int
     choices: list[EditChoice] = attrs.field(factory=list)
     object_: str = "edit"
     usage: CompletionUsage | None = None
-
-    @property
-    def texts(self) -> list[str]:
-        """The text of every choice, in choice order."""
-        return [choice.text for choice in self.choices]
-
-    @property
-    def text(self) -> str:
-        """The choices' texts concatenated; the one text when ``n=1``."""
-        return "".join(self.texts)
-
-    def __len__(self) -> int:
-        return len(self.choices)
-
-    def __bool__(self) -> bool:
-        return True
