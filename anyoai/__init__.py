@@ -12,7 +12,9 @@ needed.
 
 from __future__ import annotations
 
+from ._concurrency import Progress, imap_concurrent, map_concurrent
 from ._config import Settings, Timeout
+from ._dispatch import RetryEvent
 from ._errors import (
     AnyoaiError,
     APIConnectionError,
@@ -35,10 +37,12 @@ from ._errors import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._limits import Limits, RateLimiter
 from ._pool import Pool, open_pool
 from ._retry import RetryPolicy
 from ._streaming import AsyncStream, ChatCompletionStream, CompletionStream
 from ._sync import SyncPool, SyncStream, open_pool_sync, run_sync
+from ._tokens import count_tokens, truncate_to_tokens
 from ._version import __version__
 from .types._base import NOT_GIVEN, NotGiven
 
@@ -60,13 +64,17 @@ __all__ = [
     "ContentFilterError",
     "InternalServerError",
     "InvalidParameterError",
+    "Limits",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
     "Pool",
     "PoolClosedError",
+    "Progress",
     "RateLimitError",
+    "RateLimiter",
     "ResponseValidationError",
+    "RetryEvent",
     "RetryPolicy",
     "Settings",
     "StreamError",
@@ -75,7 +83,11 @@ __all__ = [
     "Timeout",
     "UnprocessableEntityError",
     "__version__",
+    "count_tokens",
+    "imap_concurrent",
+    "map_concurrent",
     "open_pool",
     "open_pool_sync",
     "run_sync",
+    "truncate_to_tokens",
 ]

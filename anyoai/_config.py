@@ -36,6 +36,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "keepalive_expiry": ("OPENAI_KEEPALIVE_EXPIRY",),
     "custom_headers": ("OPENAI_CUSTOM_HEADERS",),
     "proxies": ("OPENAI_PROXIES",),
+    "rpm": ("OPENAI_RPM_LIMIT",),
+    "tpm": ("OPENAI_TPM_LIMIT",),
 }
 
 _T = TypeVar("_T")
@@ -110,6 +112,8 @@ class Settings:
     custom_headers: Mapping[str, str]
     proxy: Secret | None
     http2: bool
+    rpm: int | None = None
+    tpm: int | None = None
     #: where each value came from: argument name or environment variable, for error messages
     sources: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
@@ -302,5 +306,7 @@ def read_settings(
         custom_headers=_parse_headers(*headers_found) if headers_found else {},
         proxy=Secret(proxy) if proxy else None,
         http2=bool(http2),
+        rpm=reader.number("rpm", None, kind=int, minimum=1),
+        tpm=reader.number("tpm", None, kind=int, minimum=1),
         sources=reader.sources,
     )

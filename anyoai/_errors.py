@@ -202,7 +202,13 @@ class InternalServerError(APIStatusError):
 
 
 class APIConnectionError(APIError):
-    """No usable answer arrived: the connection was refused, reset, or dropped mid-stream."""
+    """No usable answer arrived: the connection was refused, reset, or dropped mid-stream.
+
+    :ivar request_sent: ``False`` when the request certainly never reached the server (the
+        connection could not be opened, or no connection became free).
+    """
+
+    request_sent: bool = True
 
 
 class APITimeoutError(APIConnectionError):

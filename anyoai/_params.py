@@ -89,7 +89,7 @@ def _compile(tp: Any) -> tuple[Check, str]:
     if origin in (list, tuple, cabc.Sequence, cabc.Iterable):
         args = typing.get_args(tp)
         item_check, item_desc = _compile(args[0]) if args else ((lambda _v: None), "anything")
-        text = f"a list of {item_desc}" if args else "a list"
+        text = f"a list of {_plural(item_desc)}" if args else "a list"
 
         def check_list(value: Any) -> str | None:
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
@@ -104,6 +104,22 @@ def _compile(tp: Any) -> tuple[Check, str]:
         name = "a Timeout" if tp is Timeout else f"a {tp.__name__}"
         return (lambda v: None if isinstance(v, tp) else name), name
     raise TypeError(f"anyoai._params cannot check the annotation {tp!r}")  # a bug in anyoai
+
+
+def _plural(description: str) -> str:
+    """``"a string"`` -> ``"strings"``, ``"a list of integers"`` -> ``"lists of integers"``."""
+    if description == "true or false":
+        return "booleans"
+    parts = [part.strip() for part in description.split(" or ")]
+    plural = []
+    for part in parts:
+        for article in ("an ", "a "):
+            if part.startswith(article):
+                head, _, rest = part[len(article) :].partition(" ")
+                part = f"{head}s {rest}".strip()
+                break
+        plural.append(part)
+    return " or ".join(plural)
 
 
 def _materialise(value: Any) -> Any:

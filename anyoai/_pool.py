@@ -12,37 +12,34 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from ._backends import Backend, BackendPool
 from ._compat import BaseExceptionGroup
 from ._config import Settings, Timeout, read_settings
-from ._errors import (
-    APIError,
-    APITimeoutError,
-    ConfigurationError,
-    PoolClosedError,
-    error_from_status,
-)
+from ._dispatch import Dispatcher, Exchange, RetryEvent
+from ._errors import ConfigurationError, PoolClosedError
 from ._headers import Headers
+from ._limits import Governor, Limits, PoolLimits
 from ._request import APIRequest, Reply
-from ._retry import RetryPolicy, parse_retry_after
+from ._retry import RetryPolicy
 from .resources.chat import Chat
 from .resources.completions import Completions
 from .resources.edits import Edits
 from .resources.embeddings import Embeddings
 from .resources.models import Models
 from .resources.moderations import Moderations
-from .types._base import NOT_GIVEN, NotGiven, ResponseMeta
+from .types._base import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:
     import ssl
 
-    from ._transport import Response, Transport, TransportStatistics
+    from ._transport import Transport, TransportStatistics
 
 __all__ = ["Pool", "open_pool"]
 
@@ -61,18 +58,15 @@ class Pool:
         self,
         *,
         settings: Settings,
-        backends: BackendPool,
-        transport: Transport,
-        retry: RetryPolicy,
+        dispatcher: Dispatcher,
         task_group: anyio.abc.TaskGroup,
     ) -> None:
         self._settings = settings
-        self._backends = backends
-        self._transport = transport
-        self._retry = retry
+        self._dispatcher = dispatcher
         self._task_group = task_group
         self._closed = False
         self._thread = threading.get_ident()
+        self.limits = PoolLimits(dispatcher.governor)
         self.chat = Chat(self)
         self.completions = Completions(self)
         self.embeddings = Embeddings(self)
@@ -90,17 +84,17 @@ class Pool:
     @property
     def backends(self) -> tuple[Backend, ...]:
         """The pool's backends, in order."""
-        return self._backends.backends
+        return self._dispatcher.backends.backends
 
     @property
     def transport(self) -> Transport:
         """The transport; :meth:`~anyoai._transport.Transport.statistics` shows its connections."""
-        return self._transport
+        return self._dispatcher.transport
 
     @property
     def retry_policy(self) -> RetryPolicy:
         """The retry policy every request of this pool follows."""
-        return self._retry
+        return self._dispatcher.retry
 
     @property
     def closed(self) -> bool:
@@ -109,12 +103,12 @@ class Pool:
 
     def statistics(self) -> TransportStatistics:
         """The transport's connection statistics."""
-        return self._transport.statistics()
+        return self._dispatcher.transport.statistics()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        backends = ", ".join(repr(b) for b in self._backends.backends)
-        return f"<Pool {state} backends=[{backends}] {self._transport!r}>"
+        backends = ", ".join(repr(b) for b in self.backends)
+        return f"<Pool {state} backends=[{backends}] {self.transport!r}>"
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -129,67 +123,6 @@ class Pool:
                 "each thread, or use anyoai.open_pool_sync() from blocking code"
             )
 
-    def _timeout(self, request: APIRequest, backend: Backend) -> Timeout:
-        return request.timeout or backend.timeout or self._settings.timeout
-
-    async def _attempt(
-        self, request: APIRequest, backend: Backend
-    ) -> tuple[Response, bytes | None]:
-        """One attempt on *backend*. Returns the response of a 2xx answer with its body read
-        (``None`` for a stream, whose body the caller reads), or raises the typed error."""
-        timeout = self._timeout(request, backend)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s -> backend %r", request.method, request.path, backend.name)
-        try:
-            with anyio.fail_after(timeout.total):
-                response = await self._transport.send(
-                    request.method.encode(),
-                    backend.origin,
-                    backend.target(request),
-                    backend.request_headers(request),
-                    request.body,
-                    timeout,
-                )
-                if response.status < 400 and request.stream:
-                    return response, None
-                body = await response.aread()
-        except TimeoutError:
-            raise APITimeoutError(
-                f"request timed out after {timeout.total}s (total timeout) on backend "
-                f"{backend.name!r}",
-                backend=backend.name,
-            ) from None
-        except APIError as exc:
-            if exc.backend is None:
-                exc.backend = backend.name
-            raise
-        if response.status < 400:
-            return response, body
-        headers = Headers(response.headers)
-        raise error_from_status(
-            response.status,
-            body,
-            headers,
-            backend=backend.name,
-            secrets=backend.secrets(),
-            retry_after=parse_retry_after(headers),
-        )
-
-    async def _send(
-        self, request: APIRequest
-    ) -> tuple[Response, bytes | None, Backend, int, float]:
-        self._check_usable()
-        started = time.monotonic()
-        used: list[Backend] = []
-
-        async def attempt(number: int) -> tuple[Response, bytes | None]:
-            backend = self._backends.select(request)
-            used.append(backend)
-            return await self._attempt(request, backend)
-
-        response, body = await self._retry.call(attempt, max_retries=request.max_retries)
-        return response, body, used[-1], len(used), started
-
     async def send(self, request: APIRequest) -> Reply:
         """Send a non-streamed request; return its 2xx reply, read whole.
 
@@ -197,36 +130,28 @@ class Pool:
         :raises APIConnectionError: when no answer came, after retries.
         :raises PoolClosedError: when the pool is closed.
         """
-        response, body, backend, attempts, started = await self._send(request)
-        assert body is not None
+        self._check_usable()
+        exchange = await self._dispatcher.exchange(request)
+        assert exchange.body is not None
         return Reply(
-            body=body,
-            status=response.status,
-            headers=Headers(response.headers),
-            backend=backend.name,
-            attempts=attempts,
-            elapsed=time.monotonic() - started,
-            http_version=response.http_version.decode("ascii"),
+            body=exchange.body,
+            status=exchange.response.status,
+            headers=Headers(exchange.response.headers),
+            backend=exchange.backend.name,
+            attempts=exchange.attempts,
+            elapsed=time.monotonic() - exchange.started,
+            http_version=exchange.response.http_version.decode("ascii"),
+            reservation=exchange.reservation,
         )
 
-    async def open_stream(self, request: APIRequest) -> tuple[Response, ResponseMeta, Backend]:
-        """Send a streamed request; return the response (head read, body not) and its metadata.
+    async def open_stream(self, request: APIRequest) -> Exchange:
+        """Send a streamed request; return the exchange, its response head read, body not.
 
-        The caller owns the response and must close it.
+        The caller owns the response and its slots: it must close the response and call
+        :meth:`Exchange.finish`, as :class:`AsyncStream` does.
         """
-        response, _, backend, attempts, started = await self._send(request)
-        headers = Headers(response.headers)
-        meta = ResponseMeta(
-            raw=None,
-            headers=headers,
-            status_code=response.status,
-            request_id=headers.get("x-request-id") or headers.get("apim-request-id"),
-            backend=backend.name,
-            attempts=attempts,
-            elapsed=time.monotonic() - started,
-            http_version=response.http_version.decode("ascii"),
-        )
-        return response, meta, backend
+        self._check_usable()
+        return await self._dispatcher.exchange(request)
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -236,7 +161,7 @@ class Pool:
             return
         self._closed = True
         self._task_group.cancel_scope.cancel()
-        await self._transport.aclose()
+        await self._dispatcher.transport.aclose()
 
 
 def _default_backend(settings: Settings) -> Backend:
@@ -273,6 +198,10 @@ async def open_pool(
     proxies: str | Mapping[str, str] | None = None,
     http2: bool | None = None,
     retry: RetryPolicy | None = None,
+    limits: Limits | None = None,
+    model_limits: Mapping[str, Limits] | None = None,
+    rate_limit_period: float = 60.0,
+    on_retry: Callable[[RetryEvent], object] | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool of connections and backends; close everything when the block ends.
@@ -295,6 +224,13 @@ async def open_pool(
     :param proxies: an ``http://`` or ``https://`` proxy URL (``OPENAI_PROXIES``).
     :param http2: negotiate HTTP/2 (needs ``pip install 'anyoai[http2]'``).
     :param retry: the full :class:`RetryPolicy`; ``max_retries`` overrides its count.
+    :param limits: :class:`Limits` for the pool: ``max_in_flight`` requests at once (default
+        ``max_connections``), ``rpm`` and ``tpm`` (``OPENAI_RPM_LIMIT``, ``OPENAI_TPM_LIMIT``).
+        Without rpm/tpm, limits are learned from the server's ``x-ratelimit-*`` headers.
+    :param model_limits: rpm/tpm for individual models, e.g. ``{"gpt-4o": Limits(tpm=30_000)}``.
+    :param rate_limit_period: the rate window in seconds (60: limits are per minute); shorter
+        only to time-scale tests and benchmarks.
+    :param on_retry: called with a :class:`RetryEvent` before each retry wait (for metrics).
     :param ssl_context: TLS settings (default: certifi's CA bundle).
     :raises ConfigurationError: for a missing API key or a malformed setting, naming it.
     """
@@ -313,15 +249,21 @@ async def open_pool(
     }
     settings = read_settings(explicit)
     if not isinstance(timeout, NotGiven):
-        from attrs import evolve
-
-        settings = evolve(settings, timeout=Timeout.coerce(timeout))
+        settings = attrs.evolve(settings, timeout=Timeout.coerce(timeout))
     backends = BackendPool([_default_backend(settings)])
     policy = retry if retry is not None else RetryPolicy()
     if max_retries is not None or retry is None:
-        from attrs import evolve
-
-        policy = evolve(policy, max_retries=settings.max_retries)
+        policy = attrs.evolve(policy, max_retries=settings.max_retries)
+    pool_limits = limits or Limits()
+    pool_limits = attrs.evolve(
+        pool_limits,
+        max_in_flight=pool_limits.max_in_flight or settings.max_connections,
+        rpm=pool_limits.rpm or settings.rpm,
+        tpm=pool_limits.tpm or settings.tpm,
+    )
+    if rate_limit_period <= 0:
+        raise ConfigurationError("rate_limit_period must be > 0", setting="rate_limit_period")
+    governor = Governor(limits=pool_limits, model_limits=model_limits, period=rate_limit_period)
 
     from ._transport import Transport
 
@@ -333,16 +275,18 @@ async def open_pool(
         proxy=settings.proxy.reveal() if settings.proxy else None,
         ssl_context=ssl_context,
     )
+    dispatcher = Dispatcher(
+        backends=backends,
+        transport=transport,
+        retry=policy,
+        governor=governor,
+        timeout=settings.timeout,
+        on_retry=on_retry,
+    )
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as task_group:
-            pool = Pool(
-                settings=settings,
-                backends=backends,
-                transport=transport,
-                retry=policy,
-                task_group=task_group,
-            )
+            pool = Pool(settings=settings, dispatcher=dispatcher, task_group=task_group)
             try:
                 yield pool
             except BaseException as exc:

@@ -7,11 +7,14 @@ any backend) sends the same bytes with the same idempotency key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._config import Timeout
+
+if TYPE_CHECKING:
+    from ._limits import Reservation
 
 __all__ = ["APIRequest", "Reply", "RequestOptions"]
 
@@ -39,7 +42,7 @@ class APIRequest:
     :ivar model: the model the request is for, used to pick and address a backend.
     :ivar deployment_scoped: whether Azure serves this path under a deployment.
     :ivar stream: whether the answer is a server-sent-events stream.
-    :ivar estimated_tokens: the token cost estimated before sending (0 when not estimated).
+    :ivar payload: the body as data (before encoding), for estimating its token cost.
     :ivar idempotency_key: sent as ``Idempotency-Key`` on every attempt.
     """
 
@@ -52,7 +55,7 @@ class APIRequest:
     model: str | None = None
     deployment_scoped: bool = False
     stream: bool = False
-    estimated_tokens: int = 0
+    payload: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
     timeout: Timeout | None = None
     max_retries: int | None = None
@@ -69,6 +72,12 @@ class Reply:
     attempts: int
     elapsed: float
     http_version: str = "HTTP/1.1"
+    reservation: Reservation | None = None
+
+    def settle(self, actual_tokens: int) -> None:
+        """Charge the rate limiter the real token usage instead of the estimate."""
+        if self.reservation is not None:
+            self.reservation.settle(actual_tokens)
 
     @property
     def request_id(self) -> str | None:

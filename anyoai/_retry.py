@@ -37,9 +37,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from ._errors import APIConnectionError, APIError, APIStatusError
+from ._waits import instant, set_testing
 
 __all__ = ["RetryPolicy", "parse_retry_after", "set_testing"]
 
@@ -49,14 +51,6 @@ T = TypeVar("T")
 
 _NEVER_RETRIED = frozenset({400, 401, 403, 404, 422})
 _RETRIED = frozenset({408, 409, 429})
-
-_instant = False
-
-
-def set_testing(instant: bool) -> None:
-    """Make every retry wait instant (``True``) or real again (``False``). For test suites."""
-    global _instant
-    _instant = instant
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -173,21 +167,30 @@ class RetryPolicy:
         import tenacity
 
         pending: list[BaseException] = [first]
-        planned: list[float] = [0.0]
+        plans: dict[int, float] = {}  # attempt number -> the wait planned after it
         started = time.monotonic()
+        skipped: list[float] = [0.0]  # waits not slept under set_testing(True), still counted
+
+        def plan(state: tenacity.RetryCallState) -> float:
+            # tenacity versions differ on whether wait() or stop() is asked first: both ask here
+            number = state.attempt_number
+            if number not in plans:
+                assert state.outcome is not None
+                exc = state.outcome.exception()
+                assert exc is not None
+                plans[number] = self.wait_for(exc, number)
+            return plans[number]
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            # tenacity asks stop() before wait(): plan the wait here, so that a wait that would
-            # overrun the deadline stops the retries instead of sleeping in vain
             if state.attempt_number > retries:
                 return True
+            seconds = plan(state)
+            spent = time.monotonic() - started + skipped[0]
+            if self.deadline is not None and spent + seconds > self.deadline:
+                return True  # the wait would end after the deadline: give up now
             assert state.outcome is not None
             exc = state.outcome.exception()
             assert exc is not None
-            seconds = self.wait_for(exc, state.attempt_number)
-            if self.deadline is not None and time.monotonic() - started + seconds > self.deadline:
-                return True
-            planned[0] = seconds
             if on_retry is not None:
                 on_retry(exc, state.attempt_number, seconds)
             logger.info(
@@ -200,12 +203,16 @@ class RetryPolicy:
             return False
 
         async def sleep(seconds: float) -> None:
-            await anyio.sleep(0 if _instant else seconds)
+            if instant():
+                skipped[0] += seconds
+                await anyio.lowlevel.checkpoint()
+            else:
+                await anyio.sleep(seconds)
 
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(self.is_retryable),
             stop=stop,
-            wait=lambda _state: planned[0],
+            wait=plan,
             sleep=sleep,
             reraise=True,
         )

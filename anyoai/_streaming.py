@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
 from ._compat import Self
@@ -20,8 +20,11 @@ from ._errors import APIConnectionError, ResponseValidationError, StreamError
 from ._secrets import redact
 from ._serde import structure_value
 from ._sse import ServerSentEvent, SSEDecoder
-from ._transport import Response
+from ._tokens import count_text
 from .types._base import APIObject, ResponseMeta
+
+if TYPE_CHECKING:
+    from ._dispatch import Exchange
 from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completions import Completion
 
@@ -51,16 +54,12 @@ class AsyncStream(Generic[ChunkT]):
 
     _chunk_type: type[ChunkT]
 
-    def __init__(
-        self,
-        response: Response,
-        meta: ResponseMeta,
-        *,
-        secrets: Iterable[str] = (),
-    ) -> None:
-        self._response = response
-        self._meta = meta
-        self._secrets = tuple(secrets)
+    def __init__(self, exchange: Exchange, *, model: str | None = None) -> None:
+        self._exchange = exchange
+        self._response = exchange.response
+        self._meta = exchange.meta()
+        self._secrets = exchange.secrets
+        self._model = model
         self._decoder = SSEDecoder()
         self._pending: deque[ServerSentEvent] = deque()
         self._finished = False
@@ -128,8 +127,7 @@ class AsyncStream(Generic[ChunkT]):
             else:
                 # the body ended (a server may omit [DONE]): the connection is reusable
                 self._pending.extend(self._decoder.close())
-                await self._response.aclose()
-                self._finished = True
+                await self.aclose()
 
     def _decode(self, event: ServerSentEvent) -> ChunkT:
         try:
@@ -181,7 +179,14 @@ class AsyncStream(Generic[ChunkT]):
         """Stop the stream and release its connection. Safe to call more than once."""
         self._finished = True
         self._pending.clear()
-        await self._response.aclose()
+        try:
+            await self._response.aclose()
+        finally:
+            self._exchange.finish(self._used_tokens())
+
+    def _used_tokens(self) -> int | None:
+        """The tokens the stream really used, when known (subclasses know more)."""
+        return None
 
     async def __aenter__(self) -> Self:
         return self
@@ -221,6 +226,17 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
     def _on_chunk(self, chunk: ChunkT) -> None:
         self.accumulator.add(chunk)
 
+    def _used_tokens(self) -> int | None:
+        usage = getattr(self.accumulator, "usage", None)
+        if usage is not None:
+            return int(usage.total_tokens)
+        prompt = self._exchange.prompt_tokens
+        if prompt is None:
+            return None  # nothing was estimated: no token limit to settle
+        final = self.accumulator.snapshot()
+        texts = getattr(final, "texts", [])
+        return prompt + sum(count_text(text, self._model) for text in texts)
+
     async def get_final_completion(self) -> FinalT:
         """Consume what is left of the stream; return the accumulated result."""
         async for _ in self:
@@ -237,8 +253,8 @@ class ChatCompletionStream(AccumulatingStream[ChatCompletionChunk, ChatCompletio
 
     _chunk_type = ChatCompletionChunk
 
-    def __init__(self, response: Response, meta: ResponseMeta, **kwargs: Any) -> None:
-        super().__init__(response, meta, **kwargs)
+    def __init__(self, exchange: Exchange, *, model: str | None = None) -> None:
+        super().__init__(exchange, model=model)
         self.accumulator = ChatCompletionAccumulator()
 
 
@@ -247,6 +263,6 @@ class CompletionStream(AccumulatingStream[Completion, Completion]):
 
     _chunk_type = Completion
 
-    def __init__(self, response: Response, meta: ResponseMeta, **kwargs: Any) -> None:
-        super().__init__(response, meta, **kwargs)
+    def __init__(self, exchange: Exchange, *, model: str | None = None) -> None:
+        super().__init__(exchange, model=model)
         self.accumulator = CompletionAccumulator()

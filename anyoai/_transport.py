@@ -26,7 +26,7 @@ import contextlib
 import logging
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -73,9 +73,13 @@ def map_transport_errors() -> Iterator[None]:
     try:
         yield
     except httpcore.TimeoutException as exc:
-        raise APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}") from exc
+        error: APIConnectionError = APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}")
+        error.request_sent = not isinstance(exc, (httpcore.ConnectTimeout, httpcore.PoolTimeout))
+        raise error from exc
     except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
-        raise APIConnectionError(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+        error = APIConnectionError(f"{type(exc).__name__}: {exc or 'connection failed'}")
+        error.request_sent = not isinstance(exc, httpcore.ConnectError)
+        raise error from exc
     except httpcore.UnsupportedProtocol as exc:
         raise APIConnectionError(f"unsupported protocol: {exc}") from exc
 
@@ -364,10 +368,12 @@ class Transport:
             else:
                 self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                raise APITimeoutError(
+                error = APITimeoutError(
                     f"no connection became free within the pool timeout ({pool_timeout}s); "
                     f"all {self._max} connections are busy"
-                ) from None
+                )
+                error.request_sent = False
+                raise error from None
             raise
         if self._closed:
             raise PoolClosedError("the transport was closed while waiting for a connection")
@@ -441,10 +447,13 @@ class Transport:
         headers: Headers,
         body: bytes | None,
         timeout: Timeout,
+        on_send: Callable[[], None] | None = None,
     ) -> Response:
         """Send a request; return its response once the head has arrived.
 
         The caller must read the body (:meth:`Response.aread`) or close the response.
+        *on_send* is called once a connection is checked out, just before the request is
+        written (until then, nothing has reached the server).
 
         :raises APIConnectionError: the connection failed before a response head arrived.
         :raises APITimeoutError: a connect, write, read or pool timeout expired.
@@ -460,6 +469,8 @@ class Transport:
         )
         for attempt in (1, 2):
             lease = await self._checkout(origin, timeout.pool)
+            if on_send is not None:
+                on_send()
             try:
                 with map_transport_errors():
                     raw = await lease.conn.handle_async_request(request)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 import anyoai
-from anyoai._retry import set_testing
+from anyoai._waits import set_testing
 from anyoai.testing import FakeServer
 
 from .helpers import API_KEY

@@ -28,6 +28,11 @@ def assert_at_rest(pool: anyoai.Pool) -> None:
     assert stats.in_use == 0, stats
     assert stats.waiting == 0, stats
     assert stats.connections == stats.idle, stats
+    limits = pool.limits.statistics()
+    assert limits.borrowed_tokens == 0, limits
+    assert limits.tasks_waiting == 0, limits
+    for limiter in pool.limits.rate_limiters.values():
+        assert limiter.statistics().waiting == 0, limiter
 
 
 @pytest.mark.parametrize("max_connections", [200, 1000])
@@ -39,10 +44,11 @@ async def test_cancel_1000_in_flight_requests(server: FakeServer, max_connection
         async with anyio.create_task_group() as tg:
             for _ in range(1000):
                 tg.start_soon(lambda: pool.chat.completions.create(model="m", messages=HELLO))
-            # all 1,000 are in flight: holding a connection, or queued for one
+            # all 1,000 are in flight: holding a connection, or queued for one (the pool's
+            # in-flight cap defaults to max_connections)
             await wait_for(
                 lambda: (
-                    pool.statistics().in_use + pool.statistics().waiting == 1000
+                    pool.limits.in_flight + pool.limits.statistics().tasks_waiting == 1000
                     and len(server.requests) == min(1000, max_connections)
                 ),
                 "1000 requests in flight",

@@ -113,8 +113,9 @@ async def test_pool_timeout_when_every_connection_is_busy(server: FakeServer) ->
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: pool.models.list(max_retries=0))
             await _wait_until(lambda: pool.statistics().in_use == 1)
-            with pytest.raises(anyoai.APITimeoutError, match="pool timeout"):
+            with pytest.raises(anyoai.APITimeoutError, match="pool timeout") as info:
                 await pool.models.list(max_retries=0)
+            assert info.value.request_sent is False
             tg.cancel_scope.cancel()
         assert pool.statistics().waiting == 0
         assert pool.statistics().in_use == 0

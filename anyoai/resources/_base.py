@@ -38,8 +38,12 @@ def _stream_flag(stream: bool | NotGiven) -> bool | None:
 
 
 def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
-    """Structure a reply's JSON body into *cls* and attach the exchange's metadata."""
+    """Structure a reply's JSON body into *cls*, attach the exchange's metadata, and settle the
+    rate limiter with the real token usage when the body reports it."""
     model, raw = structure(reply.body, cls)
+    usage = getattr(model, "usage", None)
+    if usage is not None:
+        reply.settle(usage.total_tokens)
     model._attach(
         ResponseMeta(
             raw=raw,
@@ -80,6 +84,7 @@ class Resource:
             method=method,
             path=path,
             body=encode_json(body) if body is not None else None,
+            payload=body,
             query=options.extra_query,
             headers=options.extra_headers,
             model=model if isinstance(model, str) else None,
@@ -112,8 +117,8 @@ class Resource:
         )
         if not flag:
             return await self._call(request, cls)
-        response, meta, backend = await self._pool.open_stream(request)
-        return stream_cls(response, meta, secrets=backend.secrets())
+        exchange = await self._pool.open_stream(request)
+        return stream_cls(exchange, model=request.model)
 
 
 def quote_id(name: str, value: Any) -> str:

@@ -1,0 +1,295 @@
+"""One request, end to end: limits, backend choice, retries, transport, error mapping.
+
+:meth:`Dispatcher.exchange` runs in the caller's task:
+
+1. take a slot of the pool's in-flight limiter (held across retry waits, and by a stream until
+   it closes);
+2. for each attempt: pick a backend, take a slot of its own in-flight limiter if it has one,
+   wait on its rate limiter for one request and the estimated tokens, send over the transport
+   under the total timeout, read the body (unless streaming), turn an error status into a typed
+   exception, and feed the response's rate-limit headers back to the limiter;
+3. between attempts, the :class:`~anyoai.RetryPolicy` decides and waits. A 429 gives its tokens
+   back and pauses the rate limiter for its Retry-After.
+
+Everything taken is given back in a ``finally`` (or handed to the stream that owns it), so a
+cancellation at any point leaves the limiters, the windows and the transport at rest. Tokens
+are refunded when a request never left (cancelled while waiting, or the connection could not
+be opened); a request that did leave keeps its estimate until it is settled with real usage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from ._backends import Backend, BackendPool
+from ._config import Timeout
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+    error_from_status,
+)
+from ._headers import Headers
+from ._limits import Governor, Reservation
+from ._request import APIRequest
+from ._retry import RetryPolicy, parse_retry_after
+from ._tokens import ensure_encoding, estimate_request
+from .types._base import ResponseMeta
+
+if TYPE_CHECKING:
+    from ._transport import Response, Transport
+
+__all__ = ["Dispatcher", "Exchange", "RetryEvent"]
+
+logger = logging.getLogger("anyoai")
+
+#: how long a 429 without Retry-After pauses its rate limiter
+DEFAULT_429_PAUSE = 1.0
+
+
+@attrs.frozen
+class RetryEvent:
+    """What ``open_pool(on_retry=...)`` is told before each retry wait.
+
+    :ivar attempt: the attempt that failed (1-based).
+    :ivar wait: the seconds the retry will wait.
+    :ivar error: the failure.
+    :ivar backend: the name of the backend of the failed attempt.
+    """
+
+    attempt: int
+    wait: float
+    error: BaseException
+    backend: str | None
+
+
+@attrs.define(eq=False)
+class Exchange:
+    """A request that succeeded: its response and what it still holds until :meth:`finish`."""
+
+    response: Response
+    body: bytes | None
+    backend: Backend
+    attempts: int
+    started: float
+    reservation: Reservation | None
+    #: the estimated prompt tokens, when a token limit made anyoai estimate them
+    prompt_tokens: int | None
+    _held: list[Callable[[], None]]
+
+    def meta(self, raw: Any = None) -> ResponseMeta:
+        """The exchange's metadata, for the result built from it."""
+        headers = Headers(self.response.headers)
+        return ResponseMeta(
+            raw=raw,
+            headers=headers,
+            status_code=self.response.status,
+            request_id=headers.get("x-request-id") or headers.get("apim-request-id"),
+            backend=self.backend.name,
+            attempts=self.attempts,
+            elapsed=time.monotonic() - self.started,
+            http_version=self.response.http_version.decode("ascii"),
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The backend's secrets, to keep out of error messages."""
+        return self.backend.secrets()
+
+    def finish(self, actual_tokens: int | None = None) -> None:
+        """Settle the tokens (when the real usage is known) and release the in-flight slots.
+
+        Idempotent: a second call does nothing.
+        """
+        if self.reservation is not None and actual_tokens is not None:
+            self.reservation.settle(actual_tokens)
+        held, self._held = self._held, []
+        for release in held:
+            release()
+
+
+class Dispatcher:
+    """Sends :class:`APIRequest` s: see the module docstring for the path each one takes."""
+
+    def __init__(
+        self,
+        *,
+        backends: BackendPool,
+        transport: Transport,
+        retry: RetryPolicy,
+        governor: Governor,
+        timeout: Timeout,
+        on_retry: Callable[[RetryEvent], object] | None = None,
+    ) -> None:
+        self.backends = backends
+        self.transport = transport
+        self.retry = retry
+        self.governor = governor
+        self.timeout = timeout
+        self.on_retry = on_retry
+
+    async def exchange(self, request: APIRequest) -> Exchange:
+        """Send *request* (with retries); return the successful exchange.
+
+        For a stream the body is left unread, and the caller must call :meth:`Exchange.finish`
+        when the stream ends; otherwise the body is read and the slots are already released.
+
+        :raises APIError: (a subclass) the last attempt's failure, when the policy gives up.
+        """
+        borrower = object()
+        pool_limiter = self.governor.pool_limiter
+        pool_timeout = (request.timeout or self.timeout).pool
+        try:
+            with anyio.fail_after(pool_timeout):
+                await pool_limiter.acquire_on_behalf_of(borrower)
+        except TimeoutError:
+            error = APITimeoutError(
+                f"no in-flight slot became free within the pool timeout ({pool_timeout}s); "
+                f"all {pool_limiter.total_tokens:g} are busy (raise limits.max_in_flight, or "
+                "use anyoai.map_concurrent to queue work without a deadline)"
+            )
+            error.request_sent = False
+            raise error from None
+        held: list[Callable[[], None]] = [lambda: pool_limiter.release_on_behalf_of(borrower)]
+        started = time.monotonic()
+        estimate: list[int] = []  # computed once, on the first attempt that needs it
+        backends: list[Backend] = []
+
+        async def attempt(number: int) -> Exchange:
+            backend = self.backends.select(request)
+            backends.append(backend)
+            return await self._attempt(request, backend, borrower, held, estimate)
+
+        try:
+            exchange = await self.retry.call(
+                attempt, max_retries=request.max_retries, on_retry=self._retrying(backends)
+            )
+        except BaseException:
+            for release in held:
+                release()
+            raise
+        exchange.attempts = len(backends)
+        exchange.started = started
+        if not request.stream:
+            exchange.finish()
+        return exchange
+
+    def _retrying(
+        self, backends: list[Backend]
+    ) -> Callable[[BaseException, int, float], None] | None:
+        hook = self.on_retry
+        if hook is None:
+            return None
+
+        def tell(error: BaseException, attempt: int, wait: float) -> None:
+            try:
+                hook(RetryEvent(attempt, wait, error, backends[-1].name if backends else None))
+            except Exception:
+                logger.warning("the on_retry hook raised", exc_info=True)
+
+        return tell
+
+    async def _estimate(self, request: APIRequest, estimate: list[int]) -> int:
+        """The request's token estimate: ``estimate[0]`` the prompt, ``[1]`` the reserve."""
+        if not estimate:
+            if request.payload is None:
+                estimate.extend((0, 0))
+            else:
+                await ensure_encoding(request.model)
+                estimate.extend(estimate_request(request.path, request.payload))
+        return estimate[0] + estimate[1]
+
+    async def _attempt(
+        self,
+        request: APIRequest,
+        backend: Backend,
+        borrower: object,
+        held: list[Callable[[], None]],
+        estimate: list[int],
+    ) -> Exchange:
+        own: list[Callable[[], None]] = []
+        limiter = self.governor.backend_limiters.get(backend.name)
+        if limiter is not None:
+            await limiter.acquire_on_behalf_of(borrower)
+            own.append(lambda: limiter.release_on_behalf_of(borrower))
+        reservation: Reservation | None = None
+        sent = False
+        try:
+            rate = self.governor.rate_limiter(backend.name, request.model)
+            if rate is not None:
+                tokens = await self._estimate(request, estimate) if rate.counts_tokens else 0
+                reservation = await rate.acquire(tokens)
+
+            def mark_sent() -> None:
+                nonlocal sent
+                sent = True
+
+            response, body = await self._send(request, backend, mark_sent)
+        except BaseException as exc:
+            never_left = not sent or (isinstance(exc, APIConnectionError) and not exc.request_sent)
+            if reservation is not None and (never_left or isinstance(exc, RateLimitError)):
+                reservation.cancel()  # it never reached the server, or was refused
+            if isinstance(exc, RateLimitError):
+                self.governor.pause(
+                    backend.name, request.model, exc.retry_after or DEFAULT_429_PAUSE
+                )
+            if isinstance(exc, APIStatusError):
+                self.governor.observe(backend.name, request.model, exc.headers)
+            for release in own:
+                release()
+            raise
+        self.governor.observe(backend.name, request.model, Headers(response.headers))
+        held.extend(own)
+        prompt_tokens = estimate[0] if estimate else None
+        return Exchange(response, body, backend, 0, 0.0, reservation, prompt_tokens, held)
+
+    async def _send(
+        self, request: APIRequest, backend: Backend, mark_sent: Callable[[], None]
+    ) -> tuple[Response, bytes | None]:
+        """One HTTP exchange with *backend*: the 2xx response (body read unless streaming)."""
+        timeout = request.timeout or backend.timeout or self.timeout
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> backend %r", request.method, request.path, backend.name)
+        try:
+            with anyio.fail_after(timeout.total):
+                response = await self.transport.send(
+                    request.method.encode(),
+                    backend.origin,
+                    backend.target(request),
+                    backend.request_headers(request),
+                    request.body,
+                    timeout,
+                    on_send=mark_sent,
+                )
+                if response.status < 400 and request.stream:
+                    return response, None
+                body = await response.aread()
+        except TimeoutError:
+            raise APITimeoutError(
+                f"request timed out after {timeout.total}s (total timeout) on backend "
+                f"{backend.name!r}",
+                backend=backend.name,
+            ) from None
+        except APIError as exc:
+            if exc.backend is None:
+                exc.backend = backend.name
+            raise
+        if response.status < 400:
+            return response, body
+        headers = Headers(response.headers)
+        raise error_from_status(
+            response.status,
+            body,
+            headers,
+            backend=backend.name,
+            secrets=backend.secrets(),
+            retry_after=parse_retry_after(headers),
+        )

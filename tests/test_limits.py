@@ -1,0 +1,246 @@
+"""Rate limiters: the sliding-window guarantee, FIFO waiting, settlement, pauses, headers."""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+
+from anyoai import ConfigurationError, Limits, RateLimiter
+from anyoai._limits import parse_duration
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeClock:
+    """A clock the test moves by hand; limiters told to recheck look at it again."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def turns(n: int = 20) -> None:
+    for _ in range(n):
+        await anyio.lowlevel.checkpoint()
+
+
+def max_in_any_window(events: list[tuple[float, float]], period: float) -> float:
+    """The largest sum of amounts inside any half-open window [t, t + period)."""
+    events = sorted(events)
+    best = 0.0
+    for i, (start, _) in enumerate(events):
+        total = sum(a for t, a in events[i:] if t < start + period)
+        best = max(best, total)
+    return best
+
+
+@pytest.mark.parametrize(("rpm", "tpm"), [(5, None), (None, 100), (8, 60)])
+async def test_no_window_ever_holds_more_than_the_limit(rpm: int | None, tpm: int | None) -> None:
+    period = 0.25  # a small window: the property is checked on the limiter's own clock
+    limiter = RateLimiter(rpm=rpm, tpm=tpm, period=period)
+    rng = random.Random(7)
+    grants: list[tuple[float, float]] = []
+
+    async def one(tokens: int) -> None:
+        await anyio.sleep(rng.random() * 0.1)
+        await limiter.acquire(tokens)
+        grants.append((anyio.current_time(), tokens))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(30):
+            tg.start_soon(one, rng.randint(1, 20))
+    assert len(grants) == 30
+    if rpm is not None:
+        assert max_in_any_window([(t, 1) for t, _ in grants], period) <= rpm
+    if tpm is not None:
+        assert max_in_any_window(grants, period) <= tpm
+    assert limiter.statistics().waiting == 0
+
+
+async def test_waiters_are_served_in_order_and_only_when_room_frees() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=2, period=60, clock=clock)
+    await limiter.acquire()
+    await limiter.acquire()
+    arrived: list[int] = []
+    served: list[int] = []
+
+    async def waiter(n: int) -> None:
+        arrived.append(n)
+        await limiter.acquire()
+        served.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(3):
+            tg.start_soon(waiter, n)
+        await turns()
+        assert served == []
+        assert limiter.statistics().waiting == 3
+        clock.now += 59.9  # not yet: the first entries are still inside the window
+        limiter.recheck()
+        await turns()
+        assert served == []
+        clock.now += 0.2  # both entries left the window: two fit, in order
+        limiter.recheck()
+        await turns()
+        assert served == arrived[:2]
+        clock.now += 60
+        limiter.recheck()
+    assert served == arrived
+
+
+async def test_settlement_refunds_an_over_estimate_at_once() -> None:
+    clock = FakeClock()  # never advanced: only a refund can make room
+    limiter = RateLimiter(tpm=100, period=60, clock=clock)
+    first = await limiter.acquire(90)
+    done = anyio.Event()
+
+    async def second() -> None:
+        await limiter.acquire(50)
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await turns()
+        assert not done.is_set()
+        first.settle(40)  # the real usage was 40: 50 tokens come back
+        with anyio.fail_after(5):
+            await done.wait()
+    assert limiter.statistics().tokens == 90
+
+
+async def test_settlement_can_also_charge_more() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=100, period=60, clock=clock)
+    reservation = await limiter.acquire(10)
+    reservation.settle(70)
+    assert limiter.statistics().tokens == 70
+    reservation.settle(5)  # settling twice is ignored
+    assert limiter.statistics().tokens == 70
+
+
+async def test_cancelled_reservation_gives_everything_back() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=1, tpm=100, period=60, clock=clock)
+    reservation = await limiter.acquire(80)
+    reservation.cancel()
+    stats = limiter.statistics()
+    assert (stats.requests, stats.tokens) == (0, 0)
+    await limiter.acquire(100)  # the room is there again
+
+
+async def test_cancelling_a_waiter_leaves_nothing_behind() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=1, period=60, clock=clock)
+    await limiter.acquire()
+    with anyio.move_on_after(0.05):
+        await limiter.acquire()
+    stats = limiter.statistics()
+    assert stats.waiting == 0
+    assert stats.requests == 1
+
+
+async def test_pause_holds_back_every_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("anyoai._waits._instant", False)  # pauses are real in this test
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=1000, period=60, clock=clock)
+    limiter.pause(5)
+    arrived: list[int] = []
+    served: list[int] = []
+
+    async def waiter(n: int) -> None:
+        arrived.append(n)  # no checkpoint between this and joining the queue
+        await limiter.acquire()
+        served.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(10):
+            tg.start_soon(waiter, n)
+        await turns()
+        assert served == []
+        assert limiter.statistics().paused_for == pytest.approx(5)
+        clock.now += 5.01
+        limiter.recheck()
+    assert served == arrived  # first come, first served
+    assert sorted(served) == list(range(10))
+
+
+async def test_request_bigger_than_the_limit_goes_alone_when_the_window_is_empty() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=100, period=60, clock=clock)
+    reservation = await limiter.acquire(5000)
+    assert reservation.tokens == 100
+
+
+async def test_limits_learned_from_headers() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(period=60, learned=True, clock=clock)
+    limiter.observe(
+        {
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-limit-tokens": "30000",
+            "x-ratelimit-remaining-requests": "499",
+            "x-ratelimit-remaining-tokens": "29000",
+        }
+    )
+    stats = limiter.statistics()
+    assert (stats.rpm, stats.tpm) == (500, 30000)
+    # the server saw 1,000 tokens and 1 request we did not send: they are counted as used
+    assert (stats.requests, stats.tokens) == (1, 1000)
+
+
+async def test_configured_limits_are_not_overridden_by_headers() -> None:
+    limiter = RateLimiter(rpm=10, period=60, clock=FakeClock())
+    limiter.observe({"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "9"})
+    stats = limiter.statistics()
+    assert stats.rpm == 10
+    assert stats.requests == 1  # the server's remaining (9) is less than ours (10)
+
+
+async def test_limits_can_change_at_runtime() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=1, period=60, clock=clock)
+    await limiter.acquire()
+    done = anyio.Event()
+
+    async def waiter() -> None:
+        await limiter.acquire()
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await turns()
+        assert not done.is_set()
+        limiter.set_limits(rpm=2)
+    assert done.is_set()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("6m0s", 360.0),
+        ("1m11.339s", 71.339),
+        ("1.5s", 1.5),
+        ("20ms", 0.02),
+        ("1h2m3s", 3723.0),
+        ("0s", 0.0),
+        ("7", 7.0),
+        ("soon", None),
+        ("5x", None),
+        ("", None),
+    ],
+)
+def test_openai_durations(text: str, seconds: float | None) -> None:
+    result = parse_duration(text)
+    assert result == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ConfigurationError, match="rpm"):
+        Limits(rpm=0)
+    with pytest.raises(ConfigurationError, match="tpm"):
+        Limits(tpm=1.5)  # type: ignore[arg-type]
