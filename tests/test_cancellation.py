@@ -127,3 +127,55 @@ async def test_cancel_during_connect_wait_and_body(server: FakeServer) -> None:
                         tg.start_soon(pool.models.list)
             assert_at_rest(pool)
         assert len(await pool.models.list()) > 0
+
+
+async def test_random_cancellation_of_2000_requests_leaves_everything_at_rest(
+    server: FakeServer,
+) -> None:
+    """Requests cancelled at random points: waiting for a slot, for the rate limiter, for a
+    connection, mid-request, mid-stream. Afterwards nothing is held and nothing leaks."""
+    import json
+    import random
+
+    rng = random.Random(20261124)
+    limits = anyoai.Limits(max_in_flight=150, rpm=600, tpm=5_000_000)
+    async with anyoai.open_pool(
+        api_key=API_KEY, base_url=server.url, max_connections=100, limits=limits
+    ) as pool:
+        await pool.chat.completions.create(model="m", messages=HELLO)  # loads the encoding
+        server.clear()
+
+        async def one(index: int) -> None:
+            latency = json.dumps({"latency": rng.random() * 0.03})
+            with anyio.move_on_after(rng.random() * 2.0):
+                if index % 4 == 0:
+                    async with await pool.chat.completions.create(
+                        model="m",
+                        messages=[{"role": "user", "content": "word " * 30}],
+                        stream=True,
+                        extra_headers={"x-fake-fault": latency},
+                    ) as stream:
+                        async for _ in stream:
+                            await anyio.sleep(0.001)
+                else:
+                    await pool.chat.completions.create(
+                        model="m", messages=HELLO, extra_headers={"x-fake-fault": latency}
+                    )
+
+        async with anyio.create_task_group() as tg:
+            for index in range(2000):
+                tg.start_soon(one, index)
+        assert_at_rest(pool)
+        limiter = pool.limits.rate_limiter()
+        assert limiter is not None
+        stats = limiter.statistics()
+        # every request the server saw (+1: the warm-up) is counted; the ones cancelled
+        # before they left are not, and the window never went over its limit
+        assert len(server.requests) + 1 <= stats.requests <= 600
+        assert stats.requests < 2000
+        assert stats.tokens >= 0
+        # and the pool still works (with room made in the window)
+        pool.limits.set(rpm=100_000, tpm=5_000_000)
+        results = await _many(pool, 20)
+        assert len(results) == 20
+        assert_at_rest(pool)

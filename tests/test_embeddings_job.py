@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 import anyoai
-from anyoai.testing import Fault, FakeServer
-
-from .helpers import API_KEY
+from anyoai.testing import FakeServer, Fault
 
 pytestmark = pytest.mark.anyio
 

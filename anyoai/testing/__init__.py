@@ -22,11 +22,24 @@ A single request can carry its own fault in the ``x-fake-fault`` header, a JSON 
 
 Answers are deterministic: tokens are counted as whitespace-separated words, ids are
 ``<prefix>-fake-<n:06d>`` and ``created`` is ``1700000000 + n`` for the server's n-th request.
+
+Rate limits work as OpenAI's, with token buckets that refill continuously, so client-side
+limiters and retry policies can be tested against them, time-scaled if need be::
+
+    async with FakeServer(rpm=60, tpm=10_000, rate_limit_period=1.0, latency=0.05) as server:
+        ...  # 429 rate_limit_exceeded with retry-after(-ms) once a bucket runs short
+        stats = server.rate_limit_stats()  # accepted, rejected, tokens charged, events
+
+A request costs 1 request and its prompt tokens plus the completion tokens ``max_tokens``
+reserves (refunded when unused); every response carries the ``x-ratelimit-*`` headers of the
+limits that are set. See :class:`FakeServer`. From a shell: ``--rpm``, ``--tpm``,
+``--rate-limit-period`` and ``--latency``.
 """
 
 from __future__ import annotations
 
 from ._app import RecordedRequest
+from ._ratelimit import RateLimitStats
 from ._server import FakeServer, Fault, run_in_thread
 
-__all__ = ["FakeServer", "Fault", "RecordedRequest", "run_in_thread"]
+__all__ = ["FakeServer", "Fault", "RateLimitStats", "RecordedRequest", "run_in_thread"]

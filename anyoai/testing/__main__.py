@@ -5,6 +5,8 @@
     python -m anyoai.testing --port 8000 --api-key sk-test
     http://127.0.0.1:8000/v1
 
+    python -m anyoai.testing --rpm 500 --tpm 200000 --latency 0.2  # OpenAI-style rate limits
+
 It prints its base URL (the ``base_url`` a client uses) on a line of its own once it listens.
 """
 
@@ -35,6 +37,21 @@ def _parser() -> argparse.ArgumentParser:
         "--stream-chunk-delay", type=float, default=0.0, help="seconds between stream events"
     )
     parser.add_argument(
+        "--rpm", type=int, default=None, help="requests per rate-limit period (default: no limit)"
+    )
+    parser.add_argument(
+        "--tpm", type=int, default=None, help="tokens per rate-limit period (default: no limit)"
+    )
+    parser.add_argument(
+        "--rate-limit-period",
+        type=float,
+        default=60.0,
+        help="seconds in the rate limits' 'minute' (default 60)",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds every answer waits (default 0)"
+    )
+    parser.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to use"
     )
     parser.add_argument("--verbose", action="store_true", help="log every connection event")
@@ -48,6 +65,10 @@ async def _serve(args: argparse.Namespace) -> None:
         api_key=args.api_key,
         embedding_dimensions=args.embedding_dimensions,
         stream_chunk_delay=args.stream_chunk_delay,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        rate_limit_period=args.rate_limit_period,
+        latency=args.latency,
     )
     async with server:
         print(server.url, flush=True)

@@ -17,6 +17,11 @@ Tokens
     The fake "tokenizer" counts whitespace-separated words: ``len(text.split())``. Streams send
     one word per chunk, each with the whitespace that follows it, so joining the pieces gives
     back the text exactly.
+
+Rate limits
+    Every answer carries its :class:`Cost`: the tokens the server's rate limiter charges on
+    arrival (prompt tokens, plus the completion tokens that ``max_tokens`` reserves) and the
+    tokens the answer actually used. The limiter itself lives in the HTTP layer.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "DEFAULT_ROUTES",
     "EPOCH",
     "AppConfig",
+    "Cost",
     "EndpointError",
     "FakeApp",
     "Handler",
@@ -106,6 +112,30 @@ class RecordedRequest:
 
 
 @attrs.frozen(kw_only=True)
+class Cost:
+    """What an answer costs against the server's token rate limit (``FakeServer(tpm=...)``).
+
+    :ivar model: the model named in rate-limit errors (``None``: the body's ``model``).
+    :ivar charge: the tokens charged when the request arrives: its prompt tokens, plus the
+        completion tokens ``max_tokens`` (or ``max_completion_tokens``) reserves.
+    :ivar used: the tokens the answer used (prompt plus completion tokens of its ``usage``);
+        the part of *charge* above it is refunded once the answer goes out. ``None``: all of
+        *charge*.
+    """
+
+    model: str | None = None
+    charge: int = 0
+    used: int | None = None
+
+    @property
+    def refund(self) -> int:
+        """The reserved tokens the answer did not use: ``charge - used`` when positive."""
+        if self.used is None:
+            return 0
+        return max(0, self.charge - self.used)
+
+
+@attrs.frozen(kw_only=True)
 class Reply:
     """What an endpoint answers: a status, headers, and a body or a stream of events.
 
@@ -115,12 +145,15 @@ class Reply:
     :ivar body: the body of a non-streamed answer.
     :ivar events: for a streamed answer, the ``data:`` payload of every server-sent event in
         order (the last is ``[DONE]``); ``None`` for a non-streamed answer.
+    :ivar cost: what a successful answer costs against the rate limits (nothing by default:
+        one request, no tokens).
     """
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     events: tuple[str, ...] | None = None
+    cost: Cost = attrs.field(factory=Cost)
 
     @property
     def streaming(self) -> bool:
@@ -947,6 +980,11 @@ def chat_completions(ctx: RequestContext) -> Reply:
     outcome = _chat_outcome(body, user_text, max_tokens)
     usage = _chat_usage(prompt_tokens, outcome.completion_tokens() * n)
     completion_id = ctx.make_id("chatcmpl")
+    cost = Cost(
+        model=model,
+        charge=prompt_tokens + (max_tokens * n if max_tokens is not None else 0),
+        used=usage["total_tokens"],
+    )
 
     if stream:
         steps = _chat_steps(outcome, logprobs, top or 0)
@@ -985,7 +1023,7 @@ def chat_completions(ctx: RequestContext) -> Reply:
             }
             events.append(dumps(final))
         events.append("[DONE]")
-        return stream_reply(events)
+        return attrs.evolve(stream_reply(events), cost=cost)
 
     message_body: dict[str, Any] = {
         "role": "assistant",
@@ -1007,7 +1045,7 @@ def chat_completions(ctx: RequestContext) -> Reply:
         }
         for index in range(n)
     ]
-    return json_reply(
+    answer = json_reply(
         {
             "id": completion_id,
             "object": "chat.completion",
@@ -1019,6 +1057,7 @@ def chat_completions(ctx: RequestContext) -> Reply:
             "system_fingerprint": _FINGERPRINT,
         }
     )
+    return attrs.evolve(answer, cost=cost)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1101,6 +1140,9 @@ def completions(ctx: RequestContext) -> Reply:
         "total_tokens": prompt_tokens + completion_tokens,
     }
     completion_id = ctx.make_id("cmpl")
+    # every prompt gets n completions of up to max_tokens each
+    reserved = max_tokens * n * len(prompts) if max_tokens is not None else 0
+    cost = Cost(model=model, charge=prompt_tokens + reserved, used=usage["total_tokens"])
 
     def envelope(choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -1159,7 +1201,7 @@ def completions(ctx: RequestContext) -> Reply:
             final["usage"] = usage
             events.append(dumps(final))
         events.append("[DONE]")
-        return stream_reply(events)
+        return attrs.evolve(stream_reply(events), cost=cost)
 
     choices: list[dict[str, Any]] = []
     for prompt_index, (prompt, text, finish_reason) in enumerate(generated):
@@ -1179,7 +1221,7 @@ def completions(ctx: RequestContext) -> Reply:
             )
     result = envelope(choices)
     result["usage"] = usage
-    return json_reply(result)
+    return attrs.evolve(json_reply(result), cost=cost)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1242,7 +1284,7 @@ def embeddings(ctx: RequestContext) -> Reply:
             encoded = base64.b64encode(packed).decode("ascii")
         data.append({"object": "embedding", "index": index, "embedding": encoded})
     tokens = sum(count for _, count in inputs)
-    return json_reply(
+    answer = json_reply(
         {
             "object": "list",
             "data": data,
@@ -1250,6 +1292,7 @@ def embeddings(ctx: RequestContext) -> Reply:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
     )
+    return attrs.evolve(answer, cost=Cost(model=model, charge=tokens, used=tokens))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1377,13 +1420,15 @@ def moderations(ctx: RequestContext) -> Reply:
     body = ctx.body_object()
     inputs = _moderation_inputs(_require(body, "input"))
     model = _optional_str(body, "model") or "omni-moderation-latest"
-    return json_reply(
+    words = sum(count_words(text) for text, _, _ in inputs)
+    answer = json_reply(
         {
             "id": ctx.make_id("modr"),
             "model": model,
             "results": [_moderation_result(*entry) for entry in inputs],
         }
     )
+    return attrs.evolve(answer, cost=Cost(model=model, charge=words, used=words))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1393,14 +1438,14 @@ def moderations(ctx: RequestContext) -> Reply:
 def edits(ctx: RequestContext) -> Reply:
     """``POST /v1/edits`` (legacy): the input with ``" (edited: <instruction>)"`` appended."""
     body = ctx.body_object()
-    _require_str(body, "model")
+    model = _require_str(body, "model")
     instruction = _require_str(body, "instruction")
     text_input = _optional_str(body, "input") or ""
     n = _optional_int(body, "n", 1, 20) or 1
     text = f"{text_input} (edited: {instruction})"
     prompt_tokens = count_words(text_input) + count_words(instruction)
     completion_tokens = count_words(text) * n
-    return json_reply(
+    answer = json_reply(
         {
             "object": "edit",
             "created": ctx.created,
@@ -1412,6 +1457,8 @@ def edits(ctx: RequestContext) -> Reply:
             },
         }
     )
+    cost = Cost(model=model, charge=prompt_tokens, used=prompt_tokens + completion_tokens)
+    return attrs.evolve(answer, cost=cost)
 
 
 #: The endpoints every :class:`FakeApp` starts with.

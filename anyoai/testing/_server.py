@@ -2,8 +2,9 @@
 
 :class:`FakeServer` listens on loopback, serves every connection in its own task (keep-alive,
 ``Connection: close``, ``Expect: 100-continue``, chunked request bodies), records every request,
-asks :class:`~anyoai.testing._app.FakeApp` for the answer and writes it: with ``Content-Length``,
-or chunked for streams. :class:`Fault` scripts what should go wrong on the way.
+asks :class:`~anyoai.testing._app.FakeApp` for the answer, has the rate limiter
+(:mod:`anyoai.testing._ratelimit`) admit it, and writes it: with ``Content-Length``, or chunked
+for streams. :class:`Fault` scripts what should go wrong on the way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import h11
 
 from .._compat import TypedDict, Unpack
 from ._app import DEFAULT_MODELS, AppConfig, FakeApp, RecordedRequest, Reply, dumps, error_reply
+from ._ratelimit import Limiter, RateLimitStats
 
 __all__ = ["FAULT_HEADER", "FakeServer", "Fault", "run_in_thread"]
 
@@ -73,6 +75,18 @@ def _is_number(value: object) -> bool:
         and math.isfinite(value)
         and value >= 0
     )
+
+
+def _check_limit(name: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be an integer >= 1 or None, not {value!r}")
+
+
+def _model_of(request: RecordedRequest, reply: Reply) -> str:
+    if reply.cost.model is not None:
+        return reply.cost.model
+    named = request.json.get("model") if isinstance(request.json, dict) else None
+    return named if isinstance(named, str) else "default"
 
 
 @attrs.frozen(kw_only=True)
@@ -318,11 +332,28 @@ class FakeServer:
     serves in its own anyio task group (asyncio or trio), and on exit stops accepting, closes
     every connection and cancels every handler. :func:`run_in_thread` serves blocking tests.
 
-    While an answer is delayed (:attr:`Fault.latency`) or streamed, the server watches the
-    connection: when the client closes it (or only shuts down its sending side) the answer is
-    abandoned and the connection closed. Disconnections are logged at debug level on the
-    ``anyoai.testing`` logger, never as errors; an endpoint that raises is logged with its
-    traceback and answered with a 500.
+    **Rate limits**, when *rpm* or *tpm* is set, work as OpenAI's: one pair of token buckets
+    for the whole server (one organisation, ``org-fake``), each holding the limit, starting
+    full and refilling continuously at ``limit / rate_limit_period`` per second. A request the
+    endpoint would answer (not a 400/401/404 of the endpoint, not a fault that replaces the
+    answer) takes 1 request and its token charge: its prompt tokens as ``usage`` counts them
+    (words), plus for chat ``max_completion_tokens`` or ``max_tokens`` times ``n``, and for
+    completions ``max_tokens`` times ``n`` times the number of prompts; embeddings and
+    moderations cost their input words, ``GET /models`` nothing. If a bucket lacks it the
+    answer is a 429 ``rate_limit_exceeded`` (type ``requests`` or ``tokens``) with
+    ``retry-after`` (seconds, up to 3 decimals) and ``retry-after-ms``: the wait until both
+    buckets hold enough; nothing is taken. A charge above the whole token limit gets the 429
+    "Request too large", without retry headers. The reserved completion tokens the answer
+    does not use are refunded when it goes out. Every response carries
+    ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` for the limits that are set.
+    :meth:`rate_limit_stats` tells what was let through. Faults come first, as without limits:
+    a fault's 429 is the fault's.
+
+    While an answer is delayed (:attr:`Fault.latency`, *latency*) or streamed, the server
+    watches the connection: when the client closes it (or only shuts down its sending side)
+    the answer is abandoned and the connection closed. Disconnections are logged at debug
+    level on the ``anyoai.testing`` logger, never as errors; an endpoint that raises is logged
+    with its traceback and answered with a 500.
 
     :param host: the address to listen on.
     :param port: the port; 0 picks a free one (read :attr:`port` or :attr:`url` after entry).
@@ -331,6 +362,12 @@ class FakeServer:
     :param models: the model ids ``GET /v1/models`` lists (:attr:`DEFAULT_MODELS` by default).
     :param embedding_dimensions: the vector length of embeddings without ``dimensions``.
     :param stream_chunk_delay: seconds to wait between the events of a stream.
+    :param rpm: requests per *rate_limit_period*, or ``None``: no request limit.
+    :param tpm: tokens per *rate_limit_period*, or ``None``: no token limit.
+    :param rate_limit_period: the "minute" of *rpm* and *tpm*, in seconds; shorter to run tests
+        and benchmarks time-scaled (1.0: limits per second).
+    :param latency: seconds every answer waits after the rate-limit decision (after a fault's
+        own latency), as a :attr:`Fault.latency` does: cancelled when the client leaves.
 
     :ivar host: the address it listens on.
     :ivar port: the port it listens on (the requested one until entry).
@@ -352,6 +389,10 @@ class FakeServer:
         models: Sequence[str] = DEFAULT_MODELS,
         embedding_dimensions: int = 16,
         stream_chunk_delay: float = 0.0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        rate_limit_period: float = 60.0,
+        latency: float = 0.0,
     ) -> None:
         if isinstance(models, str):
             raise TypeError("models must be a sequence of model ids, not a string")
@@ -359,9 +400,17 @@ class FakeServer:
             raise ValueError("embedding_dimensions must be an integer >= 1")
         if not _is_number(stream_chunk_delay):
             raise ValueError("stream_chunk_delay must be a number of seconds >= 0")
+        _check_limit("rpm", rpm)
+        _check_limit("tpm", tpm)
+        if not _is_number(rate_limit_period) or rate_limit_period <= 0:
+            raise ValueError("rate_limit_period must be a number of seconds > 0")
+        if not _is_number(latency):
+            raise ValueError("latency must be a number of seconds >= 0")
         self.host = host
         self.port = port
         self.stream_chunk_delay = float(stream_chunk_delay)
+        self.latency = float(latency)
+        self._limiter = Limiter(rpm=rpm, tpm=tpm, period=float(rate_limit_period))
         self.requests: list[RecordedRequest] = []
         self.app = FakeApp(
             AppConfig(
@@ -416,10 +465,24 @@ class FakeServer:
             self._faults.append(pending)
 
     def clear(self) -> None:
-        """Forget the recorded requests and the pending faults (ids keep counting up)."""
+        """Forget the recorded requests, the pending faults and the rate-limit statistics.
+
+        Ids keep counting up, and the rate-limit buckets keep their levels.
+        """
         with self._lock:
             self.requests.clear()
             self._faults.clear()
+        self._limiter.clear_stats()
+
+    def rate_limit_stats(self) -> RateLimitStats:
+        """What the rate limiter let through and refused since the start (or :meth:`clear`).
+
+        Counted even without limits. ``events`` holds ``(time, 1, net tokens)`` per accepted
+        request, time on the server's clock (``anyio.current_time()`` in its event loop), so a
+        test can check how much of a quota any window held
+        (:meth:`~anyoai.testing.RateLimitStats.peak`). Safe to call from any thread.
+        """
+        return self._limiter.stats()
 
     async def close_idle_connections(self) -> int:
         """Close every keep-alive connection that sits idle between requests; return how many.
@@ -603,24 +666,35 @@ class FakeServer:
             seq = self._seq
             self.requests.append(request)
         fault, reply = self._fault_for(request)
-        if fault is not None and fault.latency > 0:
-            delay = fault.latency
-
-            async def wait() -> bool:
-                await anyio.sleep(delay)
-                return True
-
-            if not await self._watching(stream, conn, wait):
-                logger.debug("fake server: client left during the latency of request %d", seq)
-                return False
+        if (
+            fault is not None
+            and fault.latency > 0
+            and not await self._sleep(stream, conn, fault.latency)
+        ):
+            logger.debug("fake server: client left during the latency of request %d", seq)
+            return False
         if fault is not None and fault.drop == "before_headers":
             logger.debug("fake server: dropping request %d before the headers", seq)
             return False
+        refund = 0
         if reply is None:
             if fault is not None and fault.replaces_answer:
                 reply = _fault_reply(fault)
             else:
                 reply = self._answer(request, seq)
+                if reply.status < 400:  # a real answer: the rate limiter decides
+                    admission = self._limiter.admit(
+                        reply.cost, _model_of(request, reply), anyio.current_time()
+                    )
+                    reply = admission.rejection or reply
+                    refund = admission.refund
+        try:
+            if self.latency > 0 and not await self._sleep(stream, conn, self.latency):
+                logger.debug("fake server: client left during the latency of request %d", seq)
+                return False
+        finally:
+            # the answer is known (or abandoned): give back the reserved tokens it did not use
+            self._limiter.release(refund, anyio.current_time())
         if fault is not None and fault.malformed and not reply.streaming:
             cut = reply.body[: max(1, len(reply.body) // 2)] if reply.body else b'{"'
             status = fault.status if fault.status is not None else 200
@@ -635,6 +709,17 @@ class FakeServer:
 
             return await self._watching(stream, conn, send_stream)
         return await self._send_body(stream, conn, reply, headers, fault, request.method)
+
+    async def _sleep(
+        self, stream: anyio.abc.SocketStream, conn: h11.Connection, delay: float
+    ) -> bool:
+        """Wait *delay* seconds unless the client leaves; return whether it stayed."""
+
+        async def wait() -> bool:
+            await anyio.sleep(delay)
+            return True
+
+        return await self._watching(stream, conn, wait)
 
     def _fault_for(self, request: RecordedRequest) -> tuple[Fault | None, Reply | None]:
         raw = request.headers.get(FAULT_HEADER)
@@ -671,6 +756,8 @@ class FakeServer:
         merged["x-request-id"] = ("x-request-id", f"req_{seq:012x}")
         merged["openai-version"] = ("openai-version", "2020-10-01")
         merged["openai-processing-ms"] = ("openai-processing-ms", str(elapsed_ms))
+        for name, value in self._limiter.headers(anyio.current_time()):
+            merged[name] = (name, value)
         if fault is not None:
             if fault.retry_after is not None:
                 merged["retry-after"] = ("retry-after", _format_seconds(fault.retry_after))
@@ -796,6 +883,10 @@ class _ServerOptions(TypedDict, total=False):
     models: Sequence[str]
     embedding_dimensions: int
     stream_chunk_delay: float
+    rpm: int | None
+    tpm: int | None
+    rate_limit_period: float
+    latency: float
 
 
 def run_in_thread(
@@ -810,8 +901,9 @@ def run_in_thread(
 
     The keyword arguments are :class:`FakeServer`'s. The thread runs its own event loop (anyio,
     asyncio backend); entering waits until the server listens, leaving stops it and joins the
-    thread. :meth:`FakeServer.add_fault`, :meth:`FakeServer.clear` and
-    :attr:`FakeServer.requests` are safe to use from the calling thread.
+    thread. :meth:`FakeServer.add_fault`, :meth:`FakeServer.clear`,
+    :meth:`FakeServer.rate_limit_stats` and :attr:`FakeServer.requests` are safe to use from the
+    calling thread.
     """
     return _serve_in_thread(FakeServer(**kwargs))
 
