@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 import anyoai
-from anyoai._waits import set_testing
-from anyoai.testing import FakeServer
+from anyoai.testing import FakeServer, set_testing
 
 from .helpers import API_KEY
 

@@ -38,8 +38,16 @@ limits that are set. See :class:`FakeServer`. From a shell: ``--rpm``, ``--tpm``
 
 from __future__ import annotations
 
+from .._waits import set_testing
 from ._app import RecordedRequest
 from ._ratelimit import RateLimitStats
 from ._server import FakeServer, Fault, run_in_thread
 
-__all__ = ["FakeServer", "Fault", "RateLimitStats", "RecordedRequest", "run_in_thread"]
+__all__ = [
+    "FakeServer",
+    "Fault",
+    "RateLimitStats",
+    "RecordedRequest",
+    "run_in_thread",
+    "set_testing",
+]

@@ -1,0 +1,1 @@
+"""anyoai's benchmarks: run with ``python -m benchmarks`` (see README.md)."""
