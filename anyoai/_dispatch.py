@@ -38,7 +38,7 @@ from ._errors import (
     error_from_status,
 )
 from ._headers import Headers
-from ._limits import Governor, Reservation
+from ._limits import Governor, Reservation, pause_hint
 from ._request import APIRequest
 from ._retry import RetryPolicy, parse_retry_after
 from ._tokens import ensure_encoding, estimate_request
@@ -51,7 +51,7 @@ __all__ = ["Dispatcher", "Exchange", "RetryEvent"]
 
 logger = logging.getLogger("anyoai")
 
-#: how long a 429 without Retry-After pauses its rate limiter
+#: how long a 429 with neither Retry-After nor x-ratelimit-reset-* pauses its rate limiter
 DEFAULT_429_PAUSE = 1.0
 
 
@@ -238,9 +238,8 @@ class Dispatcher:
             if reservation is not None and (never_left or isinstance(exc, RateLimitError)):
                 reservation.cancel()  # it never reached the server, or was refused
             if isinstance(exc, RateLimitError):
-                self.governor.pause(
-                    backend.name, request.model, exc.retry_after or DEFAULT_429_PAUSE
-                )
+                pause = exc.retry_after or pause_hint(exc.headers) or DEFAULT_429_PAUSE
+                self.governor.pause(backend.name, request.model, pause)
             if isinstance(exc, APIStatusError):
                 self.governor.observe(backend.name, request.model, exc.headers)
             for release in own:

@@ -24,6 +24,7 @@ pauses the limiter for its Retry-After, so waiting callers hold back instead of 
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import deque
@@ -140,6 +141,19 @@ class _Window:
         self.entries.append(entry)
         self.used += amount
         return entry
+
+    def add_expiring(self, now: float, amount: float, expires_in: float) -> None:
+        """Record *amount* as used, leaving the window *expires_in* seconds from *now*."""
+        when = now - self.period + min(max(expires_in, 0.0), self.period)
+        if when <= now - self.period:
+            return  # it would already have left the window
+        entries = self.entries
+        if not entries or when >= entries[-1][0]:
+            entries.append([when, amount])
+        else:  # rare (phantom usage): keep the entries sorted by time
+            index = bisect.bisect_right([e[0] for e in entries], when)
+            entries.insert(index, [when, amount])
+        self.used += amount
 
     def adjust(self, entry: list[float], amount: float) -> None:
         """Change a recorded amount (if it is still in the window)."""
@@ -366,7 +380,12 @@ class RateLimiter:
             self._paused_until = until
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Adapt to the server's ``x-ratelimit-*`` headers (see the module docstring)."""
+        """Adapt to the server's ``x-ratelimit-*`` headers (see the module docstring).
+
+        Usage the server reports and the window does not know is recorded so that it leaves
+        the window when the server says its limit resets (``x-ratelimit-reset-*``), or after a
+        whole period when it does not say.
+        """
         now = self._clock()
         for window, kind in ((self._requests, "requests"), (self._tokens, "tokens")):
             limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
@@ -378,7 +397,21 @@ class RateLimiter:
             room = window.limit - window.in_window(now)
             if remaining < room:
                 # the server sees less room than we do: someone else uses this key too
-                window.add(now, room - remaining)
+                reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}") or "")
+                window.add_expiring(
+                    now, room - remaining, reset if reset is not None else window.period
+                )
+
+
+def pause_hint(headers: Mapping[str, str]) -> float | None:
+    """How long a 429 without Retry-After should pause: until the exhausted limit resets."""
+    waits = []
+    for kind in ("requests", "tokens"):
+        if _number(headers.get(f"x-ratelimit-remaining-{kind}")) == 0:
+            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}") or "")
+            if reset is not None:
+                waits.append(reset)
+    return max(waits) if waits else None
 
 
 def _number(value: str | None) -> float | None:

@@ -244,3 +244,27 @@ def test_limits_are_validated() -> None:
         Limits(rpm=0)
     with pytest.raises(ConfigurationError, match="tpm"):
         Limits(tpm=1.5)  # type: ignore[arg-type]
+
+
+async def test_unknown_usage_leaves_the_window_when_the_server_says_it_resets() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=1000, period=60, clock=clock)
+    limiter.observe({"x-ratelimit-remaining-tokens": "400", "x-ratelimit-reset-tokens": "6s"})
+    assert limiter.statistics().tokens == 600
+    clock.now += 5.9
+    assert limiter.statistics().tokens == 600
+    clock.now += 0.2
+    assert limiter.statistics().tokens == 0
+
+
+def test_pause_hint_reads_the_exhausted_limits_reset() -> None:
+    from anyoai._limits import pause_hint
+
+    headers = {
+        "x-ratelimit-remaining-requests": "10",
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "1m30s",
+    }
+    assert pause_hint(headers) == 90.0
+    assert pause_hint({"x-ratelimit-remaining-tokens": "5"}) is None
