@@ -38,6 +38,12 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "proxies": ("OPENAI_PROXIES",),
     "rpm": ("OPENAI_RPM_LIMIT",),
     "tpm": ("OPENAI_TPM_LIMIT",),
+    # Azure OpenAI: the official SDK's names, then the seed library's
+    "azure_endpoint": ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_BASE", "AZURE_OPENAI_API_URL"),
+    "azure_api_key": ("AZURE_OPENAI_API_KEY",),
+    "azure_ad_token": ("AZURE_OPENAI_AD_TOKEN",),
+    "azure_api_version": ("OPENAI_API_VERSION", "AZURE_OPENAI_API_VERSION"),
+    "azure_deployments": ("AZURE_OPENAI_DEPLOYMENTS",),
 }
 
 _T = TypeVar("_T")
@@ -114,6 +120,11 @@ class Settings:
     http2: bool
     rpm: int | None = None
     tpm: int | None = None
+    azure_endpoint: str | None = None
+    azure_api_key: Secret | None = None
+    azure_ad_token: Secret | None = None
+    azure_api_version: str | None = None
+    azure_deployments: Mapping[str, str] = attrs.field(factory=dict)
     #: where each value came from: argument name or environment variable, for error messages
     sources: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
@@ -177,8 +188,9 @@ class _Reader:
         return number
 
 
-def _parse_headers(value: Any, source: str) -> dict[str, str]:
-    """Headers from a mapping, a JSON object, or ``name=value`` pairs separated by commas."""
+def _parse_headers(value: Any, source: str, *, what: str = "headers") -> dict[str, str]:
+    """A string mapping (headers, deployments) from a mapping, a JSON object, or ``name=value``
+    pairs separated by commas."""
     if isinstance(value, Mapping):
         items = dict(value)
     elif isinstance(value, str):
@@ -204,7 +216,7 @@ def _parse_headers(value: Any, source: str) -> dict[str, str]:
                     )
                 items[name.strip()] = val.strip()
     else:
-        raise ConfigurationError(f"{source} must be a mapping of header names to values")
+        raise ConfigurationError(f"{source} must be a mapping of {what}", setting=source)
     out: dict[str, str] = {}
     for name, val in items.items():
         if not isinstance(name, str) or not isinstance(val, (str, int, float)):
@@ -248,6 +260,16 @@ def _parse_proxy(value: Any, source: str) -> str | None:
     return value
 
 
+def normalise_azure_endpoint(url: str, source: str) -> str:
+    """An Azure endpoint: ``https://<resource>.openai.azure.com``, without a trailing slash.
+
+    The seed library's ``AZURE_OPENAI_API_BASE`` sometimes ended in ``/openai``: that suffix
+    is dropped, since anyoai adds it.
+    """
+    text = normalise_base_url(url, source)
+    return text.removesuffix("/openai")
+
+
 def normalise_base_url(url: str, source: str) -> str:
     """Check *url* and strip its trailing slash. The seed's ``OPENAI_API_URL`` gains ``/v1``."""
     text = url.strip()
@@ -287,6 +309,12 @@ def read_settings(
         if isinstance(value, str):
             value = reader.number("timeout", None)
         timeout = Timeout.coerce(value, setting=source)
+    azure_endpoint = reader.text("azure_endpoint")
+    if azure_endpoint:
+        azure_endpoint = normalise_azure_endpoint(azure_endpoint, reader.sources["azure_endpoint"])
+    azure_key = reader.text("azure_api_key")
+    azure_token = reader.text("azure_ad_token")
+    deployments_found = reader.get("azure_deployments")
     headers_found = reader.get("custom_headers")
     proxy_found = reader.get("proxies")
     proxy = _parse_proxy(*proxy_found) if proxy_found else None
@@ -308,5 +336,12 @@ def read_settings(
         http2=bool(http2),
         rpm=reader.number("rpm", None, kind=int, minimum=1),
         tpm=reader.number("tpm", None, kind=int, minimum=1),
+        azure_endpoint=azure_endpoint,
+        azure_api_key=Secret(azure_key) if azure_key else None,
+        azure_ad_token=Secret(azure_token) if azure_token else None,
+        azure_api_version=reader.text("azure_api_version"),
+        azure_deployments=_parse_headers(*deployments_found, what="deployments")
+        if deployments_found
+        else {},
         sources=reader.sources,
     )

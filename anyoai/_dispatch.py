@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ._backends import Backend, BackendPool
+from ._backends import Backend
 from ._config import Timeout
 from ._errors import (
     APIConnectionError,
@@ -41,6 +41,7 @@ from ._headers import Headers
 from ._limits import Governor, Reservation, pause_hint
 from ._request import APIRequest
 from ._retry import RetryPolicy, parse_retry_after
+from ._selection import BackendPool
 from ._tokens import ensure_encoding, estimate_request
 from .types._base import ResponseMeta
 
@@ -84,6 +85,8 @@ class Exchange:
     #: the estimated prompt tokens, when a token limit made anyoai estimate them
     prompt_tokens: int | None
     _held: list[Callable[[], None]]
+    _pool: BackendPool | None = None
+    _settled: bool = False
 
     def meta(self, raw: Any = None) -> ResponseMeta:
         """The exchange's metadata, for the result built from it."""
@@ -104,13 +107,24 @@ class Exchange:
         """The backend's secrets, to keep out of error messages."""
         return self.backend.secrets()
 
+    def settle(self, actual_tokens: int) -> None:
+        """Charge the real token usage: to the rate limiter (instead of the estimate) and to
+        the backend's statistics. Only the first call counts."""
+        if self._settled:
+            return
+        self._settled = True
+        if self.reservation is not None:
+            self.reservation.settle(actual_tokens)
+        if self._pool is not None:
+            self._pool.add_tokens(self.backend, actual_tokens)
+
     def finish(self, actual_tokens: int | None = None) -> None:
         """Settle the tokens (when the real usage is known) and release the in-flight slots.
 
         Idempotent: a second call does nothing.
         """
-        if self.reservation is not None and actual_tokens is not None:
-            self.reservation.settle(actual_tokens)
+        if actual_tokens is not None:
+            self.settle(actual_tokens)
         held, self._held = self._held, []
         for release in held:
             release()
@@ -136,13 +150,15 @@ class Dispatcher:
         self.timeout = timeout
         self.on_retry = on_retry
 
-    async def exchange(self, request: APIRequest) -> Exchange:
+    async def exchange(self, request: APIRequest, *, only: str | None = None) -> Exchange:
         """Send *request* (with retries); return the successful exchange.
 
         For a stream the body is left unread, and the caller must call :meth:`Exchange.finish`
         when the stream ends; otherwise the body is read and the slots are already released.
 
+        :param only: the name of the one backend to use (``pool["name"]``).
         :raises APIError: (a subclass) the last attempt's failure, when the policy gives up.
+        :raises InvalidParameterError: when no backend serves the request's model.
         """
         borrower = object()
         pool_limiter = self.governor.pool_limiter
@@ -164,13 +180,25 @@ class Dispatcher:
         backends: list[Backend] = []
 
         async def attempt(number: int) -> Exchange:
-            backend = self.backends.select(request)
+            backend = self.backends.select(request.model, only=only)
             backends.append(backend)
             return await self._attempt(request, backend, borrower, held, estimate)
 
+        def failover(error: BaseException, planned: float) -> float:
+            # another backend can take the retry right now: do not wait for this one
+            failed = getattr(error, "backend", None)
+            if failed is not None and self.backends.available_now(
+                request.model, only=only, but=failed
+            ):
+                return 0.0
+            return planned
+
         try:
             exchange = await self.retry.call(
-                attempt, max_retries=request.max_retries, on_retry=self._retrying(backends)
+                attempt,
+                max_retries=request.max_retries,
+                on_retry=self._retrying(backends),
+                adjust_wait=failover,
             )
         except BaseException:
             for release in held:
@@ -222,18 +250,25 @@ class Dispatcher:
             own.append(lambda: limiter.release_on_behalf_of(borrower))
         reservation: Reservation | None = None
         sent = False
+        started_at: float | None = None
         try:
             rate = self.governor.rate_limiter(backend.name, request.model)
             if rate is not None:
                 tokens = await self._estimate(request, estimate) if rate.counts_tokens else 0
                 reservation = await rate.acquire(tokens)
+            await backend.prepare()
 
             def mark_sent() -> None:
                 nonlocal sent
                 sent = True
 
+            self.backends.started(backend)
+            started_at = time.monotonic()
             response, body = await self._send(request, backend, mark_sent)
         except BaseException as exc:
+            if started_at is not None:
+                self.backends.failed(backend, exc)
+                self.backends.finished(backend)
             never_left = not sent or (isinstance(exc, APIConnectionError) and not exc.request_sent)
             if reservation is not None and (never_left or isinstance(exc, RateLimitError)):
                 reservation.cancel()  # it never reached the server, or was refused
@@ -245,10 +280,13 @@ class Dispatcher:
             for release in own:
                 release()
             raise
+        self.backends.succeeded(backend, time.monotonic() - started_at)
         self.governor.observe(backend.name, request.model, Headers(response.headers))
         held.extend(own)
         prompt_tokens = estimate[0] if estimate else None
-        return Exchange(response, body, backend, 0, 0.0, reservation, prompt_tokens, held)
+        backends = self.backends
+        held.append(lambda: backends.finished(backend))
+        return Exchange(response, body, backend, 0, 0.0, reservation, prompt_tokens, held, backends)
 
     async def _send(
         self, request: APIRequest, backend: Backend, mark_sent: Callable[[], None]

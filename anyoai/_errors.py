@@ -170,7 +170,16 @@ class BadRequestError(APIStatusError):
 
 
 class ContentFilterError(BadRequestError):
-    """The content filter (Azure OpenAI's, usually) refused the prompt or cut the answer."""
+    """The content filter (Azure OpenAI's, usually) refused the prompt or cut the answer.
+
+    Raised for a 400 with code ``content_filter`` (the prompt was refused), and for an answer
+    that ended with ``finish_reason="content_filter"`` (then ``status_code`` is the answer's,
+    200, and :attr:`result` holds the partial result, filter verdicts included).
+
+    :ivar result: the partial result, when the answer was cut; else ``None``.
+    """
+
+    result: Any = None
 
 
 class AuthenticationError(APIStatusError):
@@ -325,6 +334,27 @@ def error_from_status(
         retry_after=retry_after,
     )
     return exc
+
+
+def check_content_filter(result: Any) -> None:
+    """Raise :class:`ContentFilterError` if a choice of *result* (a chat completion or a
+    completion) ended with ``finish_reason="content_filter"``; the error carries *result*."""
+    cut = [c.index for c in getattr(result, "choices", ()) if c.finish_reason == "content_filter"]
+    if not cut:
+        return
+    meta = getattr(result, "meta", None)
+    error = ContentFilterError(
+        f"the content filter cut the answer (choice(s) {cut} ended with "
+        "finish_reason='content_filter'); the partial result is on exc.result",
+        status_code=meta.status_code if meta is not None else 200,
+        headers=meta.headers if meta is not None else None,
+        body=meta.raw if meta is not None else None,
+        code="content_filter",
+        request_id=meta.request_id if meta is not None else None,
+        backend=meta.backend if meta is not None else None,
+    )
+    error.result = result
+    raise error
 
 
 def _redact_body(value: object, secrets: tuple[str, ...]) -> object:

@@ -12,14 +12,21 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import anyio.abc
 import attrs
 
-from ._backends import Backend, BackendPool
+from ._backends import (
+    DEFAULT_AZURE_API_VERSION,
+    AzureBackend,
+    Backend,
+    BackendSpec,
+    OpenAIBackend,
+    unique_names,
+)
 from ._compat import BaseExceptionGroup
 from ._config import Settings, Timeout, read_settings
 from ._dispatch import Dispatcher, Exchange, RetryEvent
@@ -28,6 +35,7 @@ from ._headers import Headers
 from ._limits import Governor, Limits, PoolLimits
 from ._request import APIRequest, Reply
 from ._retry import RetryPolicy
+from ._selection import BackendPool, BackendStatus, FailoverPolicy, Strategy
 from .resources.chat import Chat
 from .resources.completions import Completions
 from .resources.edits import Edits
@@ -46,12 +54,80 @@ __all__ = ["Pool", "open_pool"]
 logger = logging.getLogger("anyoai")
 
 
-class Pool:
+class _Client:
+    """The API's resources over a dispatcher; a :class:`Pool`, or a view of one backend."""
+
+    _root: Pool
+
+    def __init__(self, root: Pool | None, dispatcher: Dispatcher, only: str | None) -> None:
+        self._root = root if root is not None else cast("Pool", self)
+        self._dispatcher = dispatcher
+        self._only = only
+        self.chat = Chat(self)
+        self.completions = Completions(self)
+        self.embeddings = Embeddings(self)
+        self.models = Models(self)
+        self.moderations = Moderations(self)
+        self.edits = Edits(self)
+
+    @property
+    def raise_on_content_filter(self) -> bool:
+        """Whether a ``content_filter`` finish reason raises :class:`ContentFilterError`."""
+        return self._root._raise_on_content_filter
+
+    async def send(self, request: APIRequest) -> Reply:
+        """Send a non-streamed request; return its 2xx reply, read whole.
+
+        :raises APIStatusError: (a subclass) for an error status, after retries.
+        :raises APIConnectionError: when no answer came, after retries.
+        :raises PoolClosedError: when the pool is closed.
+        """
+        self._root._check_usable()
+        exchange = await self._dispatcher.exchange(request, only=self._only)
+        assert exchange.body is not None
+        return Reply(
+            body=exchange.body,
+            status=exchange.response.status,
+            headers=Headers(exchange.response.headers),
+            backend=exchange.backend.name,
+            attempts=exchange.attempts,
+            elapsed=time.monotonic() - exchange.started,
+            http_version=exchange.response.http_version.decode("ascii"),
+            settle_tokens=exchange.settle,
+        )
+
+    async def open_stream(self, request: APIRequest) -> Exchange:
+        """Send a streamed request; return the exchange, its response head read, body not.
+
+        The caller owns the response and its slots: it must close the response and call
+        :meth:`Exchange.finish`, as :class:`AsyncStream` does.
+        """
+        self._root._check_usable()
+        return await self._dispatcher.exchange(request, only=self._only)
+
+
+class PoolView(_Client):
+    """``pool["name"]`` or ``pool[0]``: the pool's resources, restricted to one backend.
+
+    It shares everything with the pool (connections, limits, health); only the choice of
+    backend differs.
+    """
+
+    def __init__(self, pool: Pool, backend: Backend) -> None:
+        super().__init__(pool, pool._dispatcher, backend.name)
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"<PoolView of {self.backend!r}>"
+
+
+class Pool(_Client):
     """A pool of connections and backends, with the API's resources as attributes.
 
     Do not build it yourself: use :func:`open_pool`. Resources follow the official SDK's names:
     ``pool.chat.completions``, ``pool.completions``, ``pool.embeddings``, ``pool.models``,
-    ``pool.moderations`` and the legacy ``pool.edits``.
+    ``pool.moderations`` and the legacy ``pool.edits``. ``pool["az"]`` and ``pool[0]`` give a
+    view restricted to one backend.
     """
 
     def __init__(
@@ -60,19 +136,39 @@ class Pool:
         settings: Settings,
         dispatcher: Dispatcher,
         task_group: anyio.abc.TaskGroup,
+        raise_on_content_filter: bool = True,
     ) -> None:
+        super().__init__(None, dispatcher, None)
         self._settings = settings
-        self._dispatcher = dispatcher
         self._task_group = task_group
         self._closed = False
         self._thread = threading.get_ident()
+        self._raise_on_content_filter = raise_on_content_filter
         self.limits = PoolLimits(dispatcher.governor)
-        self.chat = Chat(self)
-        self.completions = Completions(self)
-        self.embeddings = Embeddings(self)
-        self.models = Models(self)
-        self.moderations = Moderations(self)
-        self.edits = Edits(self)
+
+    # -- backends --------------------------------------------------------------------------
+
+    def __getitem__(self, key: int | str) -> PoolView:
+        """A view of the pool restricted to one backend, by name or position.
+
+        :raises KeyError: if there is no such backend (the message lists them).
+        """
+        return PoolView(self, self._dispatcher.backends[key])
+
+    @property
+    def backends(self) -> tuple[BackendStatus, ...]:
+        """Each backend's status: state, in flight, requests, failures, cooldown, latency,
+        tokens used (``status.backend`` is the backend itself)."""
+        return self._dispatcher.backends.status()
+
+    @property
+    def current(self) -> Backend:
+        """The backend round robin would pick next (the seed library's current client)."""
+        return self._dispatcher.backends.current
+
+    def rotate(self) -> Backend:
+        """Move round robin on by one backend; return the new current one."""
+        return self._dispatcher.backends.rotate()
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -80,11 +176,6 @@ class Pool:
     def settings(self) -> Settings:
         """The resolved settings (the API key masked in its repr)."""
         return self._settings
-
-    @property
-    def backends(self) -> tuple[Backend, ...]:
-        """The pool's backends, in order."""
-        return self._dispatcher.backends.backends
 
     @property
     def transport(self) -> Transport:
@@ -107,10 +198,8 @@ class Pool:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        backends = ", ".join(repr(b) for b in self.backends)
+        backends = ", ".join(repr(b) for b in self._dispatcher.backends.backends)
         return f"<Pool {state} backends=[{backends}] {self.transport!r}>"
-
-    # -- sending ---------------------------------------------------------------------------
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -123,36 +212,6 @@ class Pool:
                 "each thread, or use anyoai.open_pool_sync() from blocking code"
             )
 
-    async def send(self, request: APIRequest) -> Reply:
-        """Send a non-streamed request; return its 2xx reply, read whole.
-
-        :raises APIStatusError: (a subclass) for an error status, after retries.
-        :raises APIConnectionError: when no answer came, after retries.
-        :raises PoolClosedError: when the pool is closed.
-        """
-        self._check_usable()
-        exchange = await self._dispatcher.exchange(request)
-        assert exchange.body is not None
-        return Reply(
-            body=exchange.body,
-            status=exchange.response.status,
-            headers=Headers(exchange.response.headers),
-            backend=exchange.backend.name,
-            attempts=exchange.attempts,
-            elapsed=time.monotonic() - exchange.started,
-            http_version=exchange.response.http_version.decode("ascii"),
-            reservation=exchange.reservation,
-        )
-
-    async def open_stream(self, request: APIRequest) -> Exchange:
-        """Send a streamed request; return the exchange, its response head read, body not.
-
-        The caller owns the response and its slots: it must close the response and call
-        :meth:`Exchange.finish`, as :class:`AsyncStream` does.
-        """
-        self._check_usable()
-        return await self._dispatcher.exchange(request)
-
     # -- lifetime --------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -164,22 +223,61 @@ class Pool:
         await self._dispatcher.transport.aclose()
 
 
-def _default_backend(settings: Settings) -> Backend:
-    if settings.api_key is None:
-        raise ConfigurationError(
-            "no API key: pass open_pool(api_key=...) or set the OPENAI_API_KEY environment "
-            "variable",
-            setting="OPENAI_API_KEY",
+def _backend_specs(settings: Settings, explicit: bool) -> list[BackendSpec]:
+    """The backends from the settings: OpenAI (``"default"``) and Azure (``"az"``)."""
+    specs: list[BackendSpec] = []
+    if settings.api_key is not None:
+        specs.append(
+            OpenAIBackend(
+                name="default",
+                base_url=settings.base_url,
+                api_key=settings.api_key.reveal(),
+                organization=settings.organization,
+                project=settings.project,
+                headers=settings.custom_headers,
+            )
         )
-    return Backend(
-        name="default",
-        kind="openai",
-        base_url=settings.base_url,
-        api_key=settings.api_key,
-        organization=settings.organization,
-        project=settings.project,
+    if settings.azure_endpoint and not explicit:
+        specs.append(_azure_from_settings(settings))
+    return specs
+
+
+def _azure_from_settings(settings: Settings) -> AzureBackend:
+    key = settings.azure_api_key.reveal() if settings.azure_api_key else None
+    token = settings.azure_ad_token.reveal() if settings.azure_ad_token else None
+    if key is None and token is None:
+        raise ConfigurationError(
+            "AZURE_OPENAI_ENDPOINT is set but neither AZURE_OPENAI_API_KEY nor "
+            "AZURE_OPENAI_AD_TOKEN is",
+            setting="AZURE_OPENAI_API_KEY",
+        )
+    assert settings.azure_endpoint is not None
+    return AzureBackend(
+        name="az",
+        endpoint=settings.azure_endpoint,
+        api_version=settings.azure_api_version or DEFAULT_AZURE_API_VERSION,
+        api_key=key,
+        azure_ad_token=None if key else token,
+        deployments=settings.azure_deployments,
         headers=settings.custom_headers,
     )
+
+
+def _fill_from_settings(spec: BackendSpec, settings: Settings) -> BackendSpec:
+    """Credentials a spec leaves out come from the environment, as the official SDK does."""
+    if isinstance(spec, OpenAIBackend) and spec.api_key is None and settings.api_key:
+        return attrs.evolve(spec, api_key=settings.api_key.reveal())
+    if (
+        isinstance(spec, AzureBackend)
+        and spec.api_key is None
+        and spec.azure_ad_token is None
+        and spec.azure_ad_token_provider is None
+    ):
+        if settings.azure_api_key:
+            return attrs.evolve(spec, api_key=settings.azure_api_key.reveal())
+        if settings.azure_ad_token:
+            return attrs.evolve(spec, azure_ad_token=settings.azure_ad_token.reveal())
+    return spec
 
 
 @contextlib.asynccontextmanager
@@ -202,6 +300,11 @@ async def open_pool(
     model_limits: Mapping[str, Limits] | None = None,
     rate_limit_period: float = 60.0,
     on_retry: Callable[[RetryEvent], object] | None = None,
+    backends: Sequence[BackendSpec] | None = None,
+    strategy: Literal["round_robin", "weighted"] | Strategy = "round_robin",
+    prioritize: str | None = None,
+    failover: FailoverPolicy | None = None,
+    raise_on_content_filter: bool = True,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool of connections and backends; close everything when the block ends.
@@ -231,6 +334,17 @@ async def open_pool(
     :param rate_limit_period: the rate window in seconds (60: limits are per minute); shorter
         only to time-scale tests and benchmarks.
     :param on_retry: called with a :class:`RetryEvent` before each retry wait (for metrics).
+    :param backends: :class:`OpenAIBackend`, :class:`AzureBackend` and
+        :class:`CompatibleBackend` specs. Without it, the backends come from the arguments
+        and the environment: OpenAI (``OPENAI_API_KEY``, named ``"default"``) and Azure
+        (``AZURE_OPENAI_ENDPOINT``, named ``"az"``).
+    :param strategy: how a backend is chosen among the healthy ones of the best priority:
+        ``"round_robin"``, ``"weighted"`` or a callable.
+    :param prioritize: ``"azure"`` (or ``"openai"``, ``"compatible"``): backends of that kind
+        first, the others when they are down (the seed library's option).
+    :param failover: cooldown and circuit-breaker settings (:class:`FailoverPolicy`).
+    :param raise_on_content_filter: raise :class:`ContentFilterError` when an answer ends with
+        ``finish_reason="content_filter"`` (the partial result is on the exception).
     :param ssl_context: TLS settings (default: certifi's CA bundle).
     :raises ConfigurationError: for a missing API key or a malformed setting, naming it.
     """
@@ -250,7 +364,15 @@ async def open_pool(
     settings = read_settings(explicit)
     if not isinstance(timeout, NotGiven):
         settings = attrs.evolve(settings, timeout=Timeout.coerce(timeout))
-    backends = BackendPool([_default_backend(settings)])
+    specs = (
+        [_fill_from_settings(spec, settings) for spec in backends]
+        if backends is not None
+        else _backend_specs(settings, explicit=api_key is not None or base_url is not None)
+    )
+    resolved = [Backend.from_spec(s, n) for s, n in zip(specs, unique_names(specs), strict=True)]
+    pool_backends = BackendPool(
+        resolved, strategy=strategy, prioritize=prioritize, failover=failover
+    )
     policy = retry if retry is not None else RetryPolicy()
     if max_retries is not None or retry is None:
         policy = attrs.evolve(policy, max_retries=settings.max_retries)
@@ -263,7 +385,12 @@ async def open_pool(
     )
     if rate_limit_period <= 0:
         raise ConfigurationError("rate_limit_period must be > 0", setting="rate_limit_period")
-    governor = Governor(limits=pool_limits, model_limits=model_limits, period=rate_limit_period)
+    governor = Governor(
+        limits=pool_limits,
+        backend_limits={b.name: b.limits for b in resolved if b.limits is not None},
+        model_limits=model_limits,
+        period=rate_limit_period,
+    )
 
     from ._transport import Transport
 
@@ -276,7 +403,7 @@ async def open_pool(
         ssl_context=ssl_context,
     )
     dispatcher = Dispatcher(
-        backends=backends,
+        backends=pool_backends,
         transport=transport,
         retry=policy,
         governor=governor,
@@ -286,7 +413,12 @@ async def open_pool(
     body_error: BaseException | None = None
     try:
         async with anyio.create_task_group() as task_group:
-            pool = Pool(settings=settings, dispatcher=dispatcher, task_group=task_group)
+            pool = Pool(
+                settings=settings,
+                dispatcher=dispatcher,
+                task_group=task_group,
+                raise_on_content_filter=raise_on_content_filter,
+            )
             try:
                 yield pool
             except BaseException as exc:

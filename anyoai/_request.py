@@ -6,15 +6,12 @@ any backend) sends the same bytes with the same idempotency key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
 from ._config import Timeout
-
-if TYPE_CHECKING:
-    from ._limits import Reservation
 
 __all__ = ["APIRequest", "Reply", "RequestOptions"]
 
@@ -72,12 +69,12 @@ class Reply:
     attempts: int
     elapsed: float
     http_version: str = "HTTP/1.1"
-    reservation: Reservation | None = None
+    settle_tokens: Callable[[int], None] | None = None
 
     def settle(self, actual_tokens: int) -> None:
-        """Charge the rate limiter the real token usage instead of the estimate."""
-        if self.reservation is not None:
-            self.reservation.settle(actual_tokens)
+        """Charge the real token usage (to the rate limiter, instead of the estimate)."""
+        if self.settle_tokens is not None:
+            self.settle_tokens(actual_tokens)
 
     @property
     def request_id(self) -> str | None:

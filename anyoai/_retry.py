@@ -129,8 +129,8 @@ class RetryPolicy:
         """How long to wait before retry number *retry* after *exc*."""
         import random
 
-        server_wait = exc.retry_after if isinstance(exc, APIStatusError) else None
-        if server_wait is not None:
+        server_wait = getattr(exc, "retry_after", None) if isinstance(exc, APIError) else None
+        if isinstance(server_wait, (int, float)):
             return float(server_wait)
         return random.uniform(0, self.backoff(retry))
 
@@ -140,12 +140,15 @@ class RetryPolicy:
         *,
         max_retries: int | None = None,
         on_retry: Callable[[BaseException, int, float], None] | None = None,
+        adjust_wait: Callable[[BaseException, float], float] | None = None,
     ) -> T:
         """Run ``attempt(n)`` for n = 1, 2, ... until it succeeds or the policy gives up.
 
         :param attempt: makes one attempt; gets the attempt number (1-based).
         :param max_retries: overrides the policy's for this call.
         :param on_retry: told ``(exception, attempt_number, wait)`` before each wait.
+        :param adjust_wait: may change a planned wait (the pool sends a retry to another
+            backend at once when one is available).
         :raises: the last attempt's exception when giving up.
         """
         retries = self.max_retries if max_retries is None else max_retries
@@ -155,7 +158,7 @@ class RetryPolicy:
             if retries == 0 or not self.is_retryable(exc):
                 raise
             first: APIError = exc
-        return await self._retry_loop(attempt, first, retries, on_retry)
+        return await self._retry_loop(attempt, first, retries, on_retry, adjust_wait)
 
     async def _retry_loop(
         self,
@@ -163,6 +166,7 @@ class RetryPolicy:
         first: BaseException,
         retries: int,
         on_retry: Callable[[BaseException, int, float], None] | None,
+        adjust_wait: Callable[[BaseException, float], float] | None,
     ) -> T:
         import tenacity
 
@@ -178,7 +182,8 @@ class RetryPolicy:
                 assert state.outcome is not None
                 exc = state.outcome.exception()
                 assert exc is not None
-                plans[number] = self.wait_for(exc, number)
+                seconds = self.wait_for(exc, number)
+                plans[number] = adjust_wait(exc, seconds) if adjust_wait else seconds
             return plans[number]
 
         def stop(state: tenacity.RetryCallState) -> bool:

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
 from ._compat import Self
-from ._errors import APIConnectionError, ResponseValidationError, StreamError
+from ._errors import (
+    APIConnectionError,
+    ResponseValidationError,
+    StreamError,
+    check_content_filter,
+)
 from ._secrets import redact
 from ._serde import structure_value
 from ._sse import ServerSentEvent, SSEDecoder
@@ -54,8 +59,15 @@ class AsyncStream(Generic[ChunkT]):
 
     _chunk_type: type[ChunkT]
 
-    def __init__(self, exchange: Exchange, *, model: str | None = None) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        model: str | None = None,
+        raise_on_content_filter: bool = False,
+    ) -> None:
         self._exchange = exchange
+        self._raise_on_content_filter = raise_on_content_filter
         self._response = exchange.response
         self._meta = exchange.meta()
         self._secrets = exchange.secrets
@@ -63,6 +75,8 @@ class AsyncStream(Generic[ChunkT]):
         self._decoder = SSEDecoder()
         self._pending: deque[ServerSentEvent] = deque()
         self._finished = False
+        self._completed = False  # the server ended the stream (not a close by the caller)
+        self._end_checked = False
 
     # -- metadata --------------------------------------------------------------------------
 
@@ -106,7 +120,9 @@ class AsyncStream(Generic[ChunkT]):
             if self._pending:
                 event = self._pending.popleft()
                 if event.data == "[DONE]":
+                    self._completed = True
                     await self._drain_and_close()
+                    self._end()
                     raise StopAsyncIteration
                 try:
                     chunk = self._decode(event)
@@ -116,6 +132,8 @@ class AsyncStream(Generic[ChunkT]):
                 self._on_chunk(chunk)
                 return chunk
             if self._finished:
+                if self._completed:
+                    self._end()
                 raise StopAsyncIteration
             try:
                 data = await self._response.read_chunk()
@@ -127,6 +145,7 @@ class AsyncStream(Generic[ChunkT]):
             else:
                 # the body ended (a server may omit [DONE]): the connection is reusable
                 self._pending.extend(self._decoder.close())
+                self._completed = True
                 await self.aclose()
 
     def _decode(self, event: ServerSentEvent) -> ChunkT:
@@ -161,6 +180,15 @@ class AsyncStream(Generic[ChunkT]):
 
     def _on_chunk(self, chunk: ChunkT) -> None:
         """Called with every chunk, in order; subclasses accumulate here."""
+
+    def _end(self) -> None:
+        """Called once when the server has ended the stream; subclasses may raise here."""
+        if not self._end_checked:
+            self._end_checked = True
+            self._check_end()
+
+    def _check_end(self) -> None:
+        """What to verify of a complete stream (nothing here)."""
 
     async def _drain_and_close(self) -> None:
         drained = 0
@@ -237,6 +265,13 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
         texts = getattr(final, "texts", [])
         return prompt + sum(count_text(text, self._model) for text in texts)
 
+    def _check_end(self) -> None:
+        if self._raise_on_content_filter:
+            result = self.accumulator.snapshot()
+            if isinstance(result, APIObject):
+                result._attach(self._meta)
+                check_content_filter(result)
+
     async def get_final_completion(self) -> FinalT:
         """Consume what is left of the stream; return the accumulated result."""
         async for _ in self:
@@ -253,8 +288,8 @@ class ChatCompletionStream(AccumulatingStream[ChatCompletionChunk, ChatCompletio
 
     _chunk_type = ChatCompletionChunk
 
-    def __init__(self, exchange: Exchange, *, model: str | None = None) -> None:
-        super().__init__(exchange, model=model)
+    def __init__(self, exchange: Exchange, **kwargs: Any) -> None:
+        super().__init__(exchange, **kwargs)
         self.accumulator = ChatCompletionAccumulator()
 
 
@@ -263,6 +298,6 @@ class CompletionStream(AccumulatingStream[Completion, Completion]):
 
     _chunk_type = Completion
 
-    def __init__(self, exchange: Exchange, *, model: str | None = None) -> None:
-        super().__init__(exchange, model=model)
+    def __init__(self, exchange: Exchange, **kwargs: Any) -> None:
+        super().__init__(exchange, **kwargs)
         self.accumulator = CompletionAccumulator()

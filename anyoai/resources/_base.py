@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._errors import InvalidParameterError
 from .._params import ParamSpec
@@ -15,7 +15,22 @@ from ..types._base import APIObject, NotGiven, ResponseMeta
 from ..types.params import RequestOptions as RequestOptionsParams
 
 if TYPE_CHECKING:
-    from .._pool import Pool
+    from .._dispatch import Exchange
+
+
+class Sender(Protocol):
+    """What resources send through: a pool, or a view of one backend of it."""
+
+    @property
+    def raise_on_content_filter(self) -> bool:
+        """Whether a content-filtered answer raises."""
+
+    async def send(self, request: APIRequest) -> Reply:
+        """Send a non-streamed request; return its reply."""
+
+    async def open_stream(self, request: APIRequest) -> Exchange:
+        """Send a streamed request; return its exchange."""
+
 
 __all__ = ["Resource"]
 
@@ -64,7 +79,7 @@ class Resource:
 
     __slots__ = ("_pool",)
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Sender) -> None:
         self._pool = pool
 
     def _request(
@@ -118,7 +133,11 @@ class Resource:
         if not flag:
             return await self._call(request, cls)
         exchange = await self._pool.open_stream(request)
-        return stream_cls(exchange, model=request.model)
+        return stream_cls(
+            exchange,
+            model=request.model,
+            raise_on_content_filter=self._pool.raise_on_content_filter,
+        )
 
 
 def quote_id(name: str, value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._compat import Unpack
+from .._errors import check_content_filter
 from .._params import ParamSpec, check_messages
 from .._streaming import ChatCompletionStream
 from ..types._base import NOT_GIVEN, NotGiven
@@ -13,7 +14,7 @@ from ..types.params import ChatCompletionCreateParams
 from ._base import Resource
 
 if TYPE_CHECKING:
-    from .._pool import Pool
+    from ._base import Sender
 
 __all__ = ["Chat", "ChatCompletions"]
 
@@ -62,7 +63,7 @@ class ChatCompletions(Resource):
         :raises APIConnectionError: when no answer came, after retries.
         """
         body, options = _SPEC.split(params)
-        return await self._create(
+        result = await self._create(
             "/chat/completions",
             body,
             options,
@@ -70,6 +71,9 @@ class ChatCompletions(Resource):
             stream=stream,
             stream_cls=ChatCompletionStream,
         )
+        if isinstance(result, ChatCompletion) and self._pool.raise_on_content_filter:
+            check_content_filter(result)
+        return result
 
 
 class Chat:
@@ -77,5 +81,5 @@ class Chat:
 
     __slots__ = ("completions",)
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Sender) -> None:
         self.completions = ChatCompletions(pool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from .._compat import Unpack
+from .._errors import check_content_filter
 from .._params import ParamSpec
 from .._streaming import CompletionStream
 from ..types._base import NOT_GIVEN, NotGiven
@@ -53,6 +54,9 @@ class Completions(Resource):
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
         body, options = _SPEC.split(params)
-        return await self._create(
+        result = await self._create(
             "/completions", body, options, Completion, stream=stream, stream_cls=CompletionStream
         )
+        if isinstance(result, Completion) and self._pool.raise_on_content_filter:
+            check_content_filter(result)
+        return result
