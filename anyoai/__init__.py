@@ -12,6 +12,13 @@ needed.
 
 from __future__ import annotations
 
+from ._backends import (
+    DEFAULT_AZURE_DEPLOYMENTS,
+    AzureBackend,
+    Backend,
+    CompatibleBackend,
+    OpenAIBackend,
+)
 from ._concurrency import Progress, imap_concurrent, map_concurrent
 from ._config import Settings, Timeout
 from ._dispatch import RetryEvent
@@ -38,8 +45,9 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._limits import Limits, RateLimiter
-from ._pool import Pool, open_pool
+from ._pool import Pool, PoolView, open_pool
 from ._retry import RetryPolicy
+from ._selection import AllBackendsDownError, BackendStatus, FailoverPolicy
 from ._streaming import AsyncStream, ChatCompletionStream, CompletionStream
 from ._sync import SyncPool, SyncStream, open_pool_sync, run_sync
 from ._tokens import count_tokens, truncate_to_tokens
@@ -47,29 +55,38 @@ from ._version import __version__
 from .types._base import NOT_GIVEN, NotGiven
 
 __all__ = [
+    "DEFAULT_AZURE_DEPLOYMENTS",
     "NOT_GIVEN",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AllBackendsDownError",
     "AnyoaiError",
     "AsyncContextError",
     "AsyncStream",
     "AuthenticationError",
+    "AzureBackend",
+    "Backend",
+    "BackendStatus",
     "BadRequestError",
     "ChatCompletionStream",
+    "CompatibleBackend",
     "CompletionStream",
     "ConfigurationError",
     "ConflictError",
     "ContentFilterError",
+    "FailoverPolicy",
     "InternalServerError",
     "InvalidParameterError",
     "Limits",
     "NotFoundError",
     "NotGiven",
+    "OpenAIBackend",
     "PermissionDeniedError",
     "Pool",
     "PoolClosedError",
+    "PoolView",
     "Progress",
     "RateLimitError",
     "RateLimiter",

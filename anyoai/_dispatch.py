@@ -262,7 +262,7 @@ class Dispatcher:
                 nonlocal sent
                 sent = True
 
-            self.backends.started(backend)
+            since = self.backends.started(backend)
             started_at = time.monotonic()
             response, body = await self._send(request, backend, mark_sent)
         except BaseException as exc:
@@ -280,7 +280,7 @@ class Dispatcher:
             for release in own:
                 release()
             raise
-        self.backends.succeeded(backend, time.monotonic() - started_at)
+        self.backends.succeeded(backend, time.monotonic() - started_at, since)
         self.governor.observe(backend.name, request.model, Headers(response.headers))
         held.extend(own)
         prompt_tokens = estimate[0] if estimate else None

@@ -122,6 +122,7 @@ class _Health:
     __slots__ = (
         "consecutive",
         "cooldown_until",
+        "failed_at",
         "failures",
         "in_flight",
         "last_failure",
@@ -133,6 +134,7 @@ class _Health:
 
     def __init__(self) -> None:
         self.cooldown_until = -math.inf
+        self.failed_at = -math.inf
         self.consecutive = 0
         self.probing = False
         self.requests = 0
@@ -245,20 +247,26 @@ class BackendPool:
             return False
         return not (health.consecutive > 0 and health.probing)
 
-    def started(self, backend: Backend) -> None:
-        """An attempt goes to *backend*."""
+    def started(self, backend: Backend) -> float:
+        """An attempt goes to *backend*; returns its start time, for :meth:`succeeded`."""
         health = self._health[backend.name]
         health.requests += 1
         health.in_flight += 1
         if health.consecutive > 0:
             health.probing = True  # half-open: this attempt is the probe
+        return self._clock()
 
-    def succeeded(self, backend: Backend, latency: float) -> None:
-        """An attempt on *backend* got its answer after *latency* seconds."""
+    def succeeded(self, backend: Backend, latency: float, since: float) -> None:
+        """An attempt on *backend*, started at *since*, got its answer after *latency* s.
+
+        Only an attempt started after the backend's last failure proves it healthy again:
+        one that was already in flight says nothing about the failure that followed.
+        """
         health = self._health[backend.name]
-        health.consecutive = 0
-        health.probing = False
-        health.cooldown_until = -math.inf
+        if since >= health.failed_at:
+            health.consecutive = 0
+            health.probing = False
+            health.cooldown_until = -math.inf
         health.latency = (
             latency
             if health.latency is None
@@ -273,6 +281,7 @@ class BackendPool:
             return
         health.failures += 1
         health.consecutive += 1
+        health.failed_at = self._clock()
         health.last_failure = _describe(exc)
         server_wait = exc.retry_after if isinstance(exc, APIStatusError) else None
         if server_wait is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,27 @@ def rebuild_chat(payloads: list[Any]) -> dict[int, dict[str, Any]]:
     return choices
 
 
+def backend_for(
+    recording: dict[str, Any], server: FakeServer, endpoint: tuple[str, str]
+) -> tuple[anyoai.AzureBackend | anyoai.OpenAIBackend, str, dict[str, str]]:
+    """The backend that sends what the recording's client sent: Azure for Azure URLs, with the
+    recorded deployment and api-version; and the path and query it must reach the server with."""
+    parts = urllib.parse.urlsplit(recording["request"]["url"])
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    if "/openai/deployments/" in parts.path:
+        deployment = parts.path.split("/openai/deployments/", 1)[1].split("/", 1)[0]
+        model = (recording["request"]["body"] or {}).get("model", deployment)
+        spec = anyoai.AzureBackend(
+            endpoint=server.endpoint,
+            api_key=API_KEY,
+            api_version=query["api-version"],
+            deployments={model: deployment},
+        )
+        return spec, f"/openai/deployments/{deployment}{endpoint[1]}", query
+    spec = anyoai.OpenAIBackend(base_url=server.url, api_key=API_KEY)
+    return spec, f"/v1{endpoint[1]}", query
+
+
 ERROR_CLASSES = {
     401: anyoai.AuthenticationError,
     404: anyoai.NotFoundError,
@@ -181,7 +203,8 @@ async def test_recorded_exchange(path: Path, server: FakeServer) -> None:
     server.add_fault(
         Fault(status=response["status"], body=response["body_text"].encode(), headers=headers)
     )
-    async with anyoai.open_pool(api_key=API_KEY, base_url=server.url, max_retries=0) as pool:
+    backend, expected_path, expected_query = backend_for(recording, server, endpoint)
+    async with anyoai.open_pool(backends=[backend], max_retries=0) as pool:
         status = response["status"]
         if status >= 400:
             expected = json.loads(response["body_text"])["error"]
@@ -225,6 +248,8 @@ async def test_recorded_exchange(path: Path, server: FakeServer) -> None:
                 assert result.request_id == response["headers"]["x-request-id"]
     sent = server.requests[-1]
     assert sent.method == endpoint[0]
+    assert sent.path == expected_path
+    assert sent.query == expected_query
     if recording["request"]["body"] is None:
         assert sent.body == b""
     else:

@@ -34,6 +34,23 @@ A request costs 1 request and its prompt tokens plus the completion tokens ``max
 reserves (refunded when unused); every response carries the ``x-ratelimit-*`` headers of the
 limits that are set. See :class:`FakeServer`. From a shell: ``--rpm``, ``--tpm``,
 ``--rate-limit-period`` and ``--latency``.
+
+With ``azure=True`` the server is an Azure OpenAI resource: ``server.url`` is its endpoint
+(``http://127.0.0.1:PORT``, no ``/v1``), requests go to ``/openai/deployments/{deployment}/...``
+with an ``api-version`` query parameter and an ``api-key`` header (or an AAD bearer token), and
+answers carry Azure's content-filter results::
+
+    async with FakeServer(azure=True, api_key="k", api_version="2024-10-21",
+                          deployments={"prod": "gpt-4o"}) as server:
+        ...  # POST {server.url}/openai/deployments/prod/chat/completions?api-version=2024-10-21
+
+A prompt with the word "forbidden" is refused (400 ``content_filter``), one with "cutoff" gets an
+answer cut with ``finish_reason: "content_filter"``. From a shell: ``--azure``,
+``--api-version``, ``--deployment NAME=MODEL`` and ``--ad-token``.
+
+To test failover, a server can go down (connections dropped, new ones refused) and come back on
+the same port: ``await server.go_down()``, ``await server.come_up()`` (``go_down_blocking()``
+and ``come_up_blocking()`` for :func:`run_in_thread` servers).
 """
 
 from __future__ import annotations

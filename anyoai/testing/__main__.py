@@ -7,7 +7,13 @@
 
     python -m anyoai.testing --rpm 500 --tpm 200000 --latency 0.2  # OpenAI-style rate limits
 
-It prints its base URL (the ``base_url`` a client uses) on a line of its own once it listens.
+    python -m anyoai.testing --azure --api-key k --api-version 2024-10-21 \
+        --deployment gpt-4o-mini=gpt-4o-mini --deployment my-embed=text-embedding-3-small
+    http://127.0.0.1:PORT
+
+
+It prints its base URL (the ``base_url`` a client uses; for ``--azure`` the resource endpoint)
+on a line of its own once it listens.
 """
 
 from __future__ import annotations
@@ -20,6 +26,13 @@ from collections.abc import Sequence
 import anyio
 
 from ._server import FakeServer
+
+
+def _deployment(text: str) -> tuple[str, str]:
+    name, equals, model = text.partition("=")
+    if not equals or not name.strip() or not model.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=MODEL, got {text!r}")
+    return name.strip(), model.strip()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +64,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds every answer waits (default 0)"
     )
+    parser.add_argument("--azure", action="store_true", help="answer as an Azure OpenAI resource")
+    parser.add_argument(
+        "--api-version",
+        default=None,
+        help="with --azure: the only api-version accepted (default: any)",
+    )
+    parser.add_argument(
+        "--deployment",
+        action="append",
+        type=_deployment,
+        default=None,
+        metavar="NAME=MODEL",
+        help="with --azure: a deployment and its model (repeatable; default: "
+        + ", ".join(f"{name}={model}" for name, model in FakeServer.DEFAULT_DEPLOYMENTS.items())
+        + ")",
+    )
+    parser.add_argument(
+        "--ad-token", default=None, help="with --azure: accept this Azure AD bearer token"
+    )
     parser.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to use"
     )
@@ -69,6 +101,10 @@ async def _serve(args: argparse.Namespace) -> None:
         tpm=args.tpm,
         rate_limit_period=args.rate_limit_period,
         latency=args.latency,
+        azure=args.azure,
+        api_version=args.api_version,
+        deployments=dict(args.deployment) if args.deployment is not None else None,
+        ad_token=args.ad_token,
     )
     async with server:
         print(server.url, flush=True)
@@ -77,7 +113,10 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse *argv* (``sys.argv[1:]`` by default) and serve until Ctrl-C; return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.azure and (args.api_version, args.deployment, args.ad_token) != (None,) * 3:
+        parser.error("--api-version, --deployment and --ad-token need --azure")
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):

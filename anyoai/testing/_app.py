@@ -4,8 +4,9 @@ Nothing here does I/O. :class:`FakeApp` takes a :class:`RecordedRequest` and a s
 and returns a :class:`Reply` (a JSON body, or the list of server-sent events of a stream); the
 HTTP layer in :mod:`anyoai.testing._server` puts it on the wire and applies wire-level faults.
 
-Endpoints live in a route table (:data:`DEFAULT_ROUTES`): a later endpoint (files, batches, Azure
-deployment paths, ...) is one more :class:`Route`, added there or with :meth:`FakeApp.add_route`.
+Endpoints live in a route table (:data:`DEFAULT_ROUTES`): a later endpoint (files, batches, ...)
+is one more :class:`Route`, added there or with :meth:`FakeApp.add_route`. Azure OpenAI's
+deployment paths are the route table of :class:`~anyoai.testing._azure.AzureApp`.
 
 Determinism
     Every answer is a pure function of the request, except ids and timestamps, which come from
@@ -375,6 +376,13 @@ class FakeApp:
             return route.handler(context)
         except EndpointError as error:
             return error.reply()
+
+    def response_headers(self, seq: int) -> Sequence[tuple[str, str]]:
+        """Headers the server adds to every answer of request *seq*, errors and faults included.
+
+        None for OpenAI; the Azure app (:mod:`anyoai.testing._azure`) adds its own.
+        """
+        return ()
 
     def _authenticate(self, request: RecordedRequest) -> None:
         key = self.config.api_key

@@ -10,10 +10,12 @@ for streams. :class:`Fault` scripts what should go wrong on the way.
 from __future__ import annotations
 
 import contextlib
+import errno
 import http
 import json
 import logging
 import math
+import re
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -28,6 +30,7 @@ import h11
 
 from .._compat import TypedDict, Unpack
 from ._app import DEFAULT_MODELS, AppConfig, FakeApp, RecordedRequest, Reply, dumps, error_reply
+from ._azure import DEFAULT_DEPLOYMENTS, AzureApp, AzureConfig
 from ._ratelimit import Limiter, RateLimitStats
 
 __all__ = ["FAULT_HEADER", "FakeServer", "Fault", "run_in_thread"]
@@ -49,6 +52,10 @@ _DISCONNECTS: Final = (
 _DROP_MODES: Final = ("before_headers", "mid_body", "mid_stream")
 _MALFORMED_EVENT: Final = b"data: {this is not JSON\n\n"
 _SERVER_ERROR: Final = "The server had an error while processing your request. Sorry about that!"
+# come_up: how long to retry binding the port while the OS still holds it
+_REBIND_TIMEOUT: Final = 5.0
+_REBIND_INTERVAL: Final = 0.02
+_AZURE_DEPLOYMENT: Final = re.compile(r"/openai/deployments/[^/]+(?P<rest>/.*)")
 
 
 def _freeze_headers(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -308,7 +315,10 @@ class _PendingFault:
             return False
         if self.path is None:
             return True
-        return request.path in (self.path, "/v1" + self.path)
+        if request.path in (self.path, "/v1" + self.path, "/openai" + self.path):
+            return True
+        scoped = _AZURE_DEPLOYMENT.fullmatch(request.path)
+        return scoped is not None and scoped.group("rest") == self.path
 
 
 @attrs.define(eq=False)
@@ -316,6 +326,17 @@ class _Connection:
     scope: anyio.CancelScope
     closed: anyio.Event
     idle: bool = False
+
+
+@attrs.define(eq=False)
+class _Listening:
+    """One period of listening: from entry (or :meth:`FakeServer.come_up`) to going down."""
+
+    listener: anyio.abc.Listener[anyio.abc.SocketStream]
+    sockets: list[anyio.abc.SocketListener]
+    generation: int
+    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
+    stopped: anyio.Event = attrs.field(factory=anyio.Event)
 
 
 class FakeServer:
@@ -355,10 +376,23 @@ class FakeServer:
     level on the ``anyoai.testing`` logger, never as errors; an endpoint that raises is logged
     with its traceback and answered with a 500.
 
+    **Azure OpenAI**: with *azure*, the server is an Azure OpenAI resource instead
+    (:mod:`anyoai.testing._azure`): :attr:`url` is the resource endpoint
+    ``http://127.0.0.1:PORT``, the endpoints are ``/openai/deployments/{deployment}/...``
+    (chat completions, completions, embeddings) and ``/openai/models``, every request needs the
+    ``api-version`` query parameter, the key goes in an ``api-key`` header, and answers carry
+    Azure's content-filter results and its ``apim-request-id`` and ``x-ms-region`` headers.
+    Rate limits, faults, latency and recording work as for OpenAI.
+
+    **Outages**: :meth:`go_down` stops listening and drops every connection (new ones are
+    refused) until :meth:`come_up` listens again on the same port, so a client's failover and
+    recovery can be tested. Recorded requests, pending faults and the rate limits are kept.
+
     :param host: the address to listen on.
     :param port: the port; 0 picks a free one (read :attr:`port` or :attr:`url` after entry).
     :param api_key: when set, every request must carry ``Authorization: Bearer <api_key>``,
-        else 401 ``invalid_api_key``.
+        else 401 ``invalid_api_key``. With *azure*: an ``api-key: <api_key>`` header (or the
+        *ad_token*), else Azure's 401.
     :param models: the model ids ``GET /v1/models`` lists (:attr:`DEFAULT_MODELS` by default).
     :param embedding_dimensions: the vector length of embeddings without ``dimensions``.
     :param stream_chunk_delay: seconds to wait between the events of a stream.
@@ -368,6 +402,13 @@ class FakeServer:
         and benchmarks time-scaled (1.0: limits per second).
     :param latency: seconds every answer waits after the rate-limit decision (after a fault's
         own latency), as a :attr:`Fault.latency` does: cancelled when the client leaves.
+    :param azure: answer as an Azure OpenAI resource instead of the OpenAI API.
+    :param api_version: with *azure*, the only ``api-version`` accepted (others get a 400);
+        ``None``: any, but one is always required (else 404).
+    :param deployments: with *azure*, deployment name -> model name
+        (:attr:`DEFAULT_DEPLOYMENTS` by default). Answers name the deployment's model.
+    :param ad_token: with *azure*, an Azure AD (Entra ID) token accepted as
+        ``Authorization: Bearer <ad_token>``, instead of or besides *api_key*.
 
     :ivar host: the address it listens on.
     :ivar port: the port it listens on (the requested one until entry).
@@ -379,6 +420,8 @@ class FakeServer:
 
     #: The models listed when none are given.
     DEFAULT_MODELS: ClassVar[tuple[str, ...]] = DEFAULT_MODELS
+    #: The deployments (name -> model) of an Azure server given none.
+    DEFAULT_DEPLOYMENTS: ClassVar[Mapping[str, str]] = DEFAULT_DEPLOYMENTS
 
     def __init__(
         self,
@@ -393,7 +436,13 @@ class FakeServer:
         tpm: int | None = None,
         rate_limit_period: float = 60.0,
         latency: float = 0.0,
+        azure: bool = False,
+        api_version: str | None = None,
+        deployments: Mapping[str, str] | None = None,
+        ad_token: str | None = None,
     ) -> None:
+        if not azure and (api_version, deployments, ad_token) != (None, None, None):
+            raise ValueError("api_version, deployments and ad_token need azure=True")
         if isinstance(models, str):
             raise TypeError("models must be a sequence of model ids, not a string")
         if isinstance(embedding_dimensions, bool) or embedding_dimensions < 1:
@@ -412,13 +461,21 @@ class FakeServer:
         self.latency = float(latency)
         self._limiter = Limiter(rpm=rpm, tpm=tpm, period=float(rate_limit_period))
         self.requests: list[RecordedRequest] = []
-        self.app = FakeApp(
-            AppConfig(
-                models=tuple(models),
-                embedding_dimensions=embedding_dimensions,
-                api_key=api_key,
-            )
+        self.azure = bool(azure)
+        config = AppConfig(
+            models=tuple(models), embedding_dimensions=embedding_dimensions, api_key=api_key
         )
+        self.app: FakeApp
+        if self.azure:
+            settings = AzureConfig(
+                api_version=api_version,
+                deployments=DEFAULT_DEPLOYMENTS if deployments is None else deployments,
+                api_key=api_key,
+                ad_token=ad_token,
+            )
+            self.app = AzureApp(config, settings)
+        else:
+            self.app = FakeApp(config)
         self._requested_port = port
         self._lock = threading.Lock()
         self._faults: list[_PendingFault] = []
@@ -426,17 +483,34 @@ class FakeServer:
         self._open = 0
         self._connections: set[_Connection] = set()
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
+        self._listening: _Listening | None = None
+        self._generation = 0
+        self._portal: anyio.from_thread.BlockingPortal | None = None
 
     def __repr__(self) -> str:
-        state = "serving" if self._task_group is not None else "stopped"
-        return f"<FakeServer {self.url} {state}>"
+        state = "stopped" if self._task_group is None else "serving" if self.is_up else "down"
+        kind = " azure" if self.azure else ""
+        return f"<FakeServer{kind} {self.url} {state}>"
+
+    @property
+    def endpoint(self) -> str:
+        """The server's root URL, ``http://127.0.0.1:PORT`` (an Azure resource endpoint)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def url(self) -> str:
-        """The base URL a client uses: ``http://127.0.0.1:PORT/v1``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
+        """The base URL a client uses.
+
+        ``http://127.0.0.1:PORT/v1``; for an Azure server the resource endpoint,
+        ``http://127.0.0.1:PORT`` (the same as :attr:`endpoint`).
+        """
+        return self.endpoint if self.azure else self.endpoint + "/v1"
+
+    @property
+    def is_up(self) -> bool:
+        """Whether the server is running and listening (entered, and not :meth:`go_down`)."""
+        return self._task_group is not None and self._listening is not None
 
     @property
     def open_connections(self) -> int:
@@ -451,9 +525,12 @@ class FakeServer:
 
         Faults are consumed first in, first out: a request takes the oldest pending fault it
         matches. *path* matches the request path exactly, with or without the ``/v1`` prefix
-        (``"/chat/completions"`` or ``"/v1/chat/completions"``); *method* matches case-
-        insensitively; ``None`` matches anything. An ``x-fake-fault`` header takes precedence
-        (and consumes nothing). Safe to call from any thread.
+        (``"/chat/completions"`` or ``"/v1/chat/completions"``), or for Azure with or without
+        the ``/openai`` or ``/openai/deployments/{any deployment}`` prefix
+        (``"/chat/completions"`` matches every deployment's chat completions, ``"/models"``
+        ``/openai/models``); *method* matches case-insensitively; ``None`` matches anything. An
+        ``x-fake-fault`` header takes precedence (and consumes nothing). Safe to call from any
+        thread.
         """
         pending = _PendingFault(
             fault=fault,
@@ -502,15 +579,8 @@ class FakeServer:
     async def __aenter__(self) -> FakeServer:
         if self._task_group is not None:
             raise RuntimeError("this FakeServer is already running")
-        listener = await anyio.create_tcp_listener(
-            local_host=self.host, local_port=self._requested_port
-        )
+        listener, sockets = await self._bind(self._requested_port)
         try:
-            sockets = [
-                inner for inner in listener.listeners if isinstance(inner, anyio.abc.SocketListener)
-            ]
-            if not sockets:
-                raise RuntimeError(f"could not listen on {self.host}")
             self.port = sockets[0].extra(anyio.abc.SocketAttribute.local_port)
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
@@ -518,10 +588,8 @@ class FakeServer:
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
             raise
-        for socket_listener in sockets:
-            task_group.start_soon(self._accept_loop, socket_listener, task_group)
         self._task_group = task_group
-        self._listener = listener
+        self._listen(listener, sockets)
         logger.debug("fake server listening on %s", self.url)
         return self
 
@@ -531,9 +599,9 @@ class FakeServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task_group, listener = self._task_group, self._listener
-        self._task_group = self._listener = None
-        if task_group is None or listener is None:
+        task_group, listening = self._task_group, self._listening
+        self._task_group = self._listening = None
+        if task_group is None:
             return
         task_group.cancel_scope.cancel()
         # hand the task group a cancellation, never another exception: that would come back
@@ -546,12 +614,128 @@ class FakeServer:
                 passed.__traceback__ if passed is not None else None,
             )
         finally:
-            with anyio.CancelScope(shield=True):
-                await listener.aclose()
+            if listening is not None:
+                with anyio.CancelScope(shield=True):
+                    await listening.listener.aclose()
             logger.debug("fake server on %s stopped", self.url)
 
+    async def go_down(self) -> None:
+        """Stop listening and close every connection, as a crashed server would.
+
+        New connections are refused (``ECONNREFUSED``) until :meth:`come_up`; requests in
+        flight are dropped (their clients see the connection close without an answer, or in
+        the middle of one), idle keep-alive connections closed. :attr:`port`, the recorded
+        requests, the pending faults and the rate limits are kept. It returns once the port is
+        closed and every connection is. Does nothing if the server is already down.
+
+        Await it in the server's event loop; from another thread (:func:`run_in_thread`) call
+        :meth:`go_down_blocking`.
+        """
+        if self._task_group is None:
+            raise RuntimeError("this FakeServer is not running")
+        listening = self._listening
+        if listening is None:
+            return
+        self._listening = None
+        self._generation += 1  # connections accepted before this, not yet served, are dropped
+        listening.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await listening.stopped.wait()
+            await listening.listener.aclose()
+            connections = list(self._connections)
+            for connection in connections:
+                connection.scope.cancel()
+            for connection in connections:
+                await connection.closed.wait()
+        logger.debug("fake server on %s went down", self.url)
+
+    async def come_up(self) -> None:
+        """Listen again on the same :attr:`port` after :meth:`go_down`.
+
+        Binding is retried for a few seconds while the OS still holds the port (``OSError``
+        if it is still taken then, by another program for instance). Does nothing if the server
+        is up. Await it in the server's event loop; from another thread (:func:`run_in_thread`)
+        call :meth:`come_up_blocking`.
+        """
+        if self._task_group is None:
+            raise RuntimeError("this FakeServer is not running")
+        if self._listening is not None:
+            return
+        listener, sockets = await self._bind(self.port, retry=True)
+        if not self._is_down():  # stopped, or came up in another task, meanwhile
+            await listener.aclose()
+            return
+        self._listen(listener, sockets)
+        logger.debug("fake server on %s came up", self.url)
+
+    def go_down_blocking(self) -> None:
+        """:meth:`go_down`, from the thread that entered :func:`run_in_thread` (or any other)."""
+        self._blocking_portal().call(self.go_down)
+
+    def come_up_blocking(self) -> None:
+        """:meth:`come_up`, from the thread that entered :func:`run_in_thread` (or any other)."""
+        self._blocking_portal().call(self.come_up)
+
+    def _is_down(self) -> bool:
+        return self._task_group is not None and self._listening is None
+
+    def _blocking_portal(self) -> anyio.from_thread.BlockingPortal:
+        portal = self._portal
+        if portal is None:
+            raise RuntimeError(
+                "only a server started with run_in_thread() has blocking controls: "
+                "await go_down() / come_up() in the server's event loop instead"
+            )
+        return portal
+
+    async def _bind(
+        self, port: int, *, retry: bool = False
+    ) -> tuple[anyio.abc.Listener[anyio.abc.SocketStream], list[anyio.abc.SocketListener]]:
+        deadline = anyio.current_time() + _REBIND_TIMEOUT
+        while True:
+            try:
+                listener = await anyio.create_tcp_listener(local_host=self.host, local_port=port)
+                break
+            except OSError as exc:
+                if not retry or exc.errno != errno.EADDRINUSE or anyio.current_time() > deadline:
+                    raise
+                logger.debug("fake server: port %d still taken, retrying", port)
+                await anyio.sleep(_REBIND_INTERVAL)
+        sockets = [
+            inner for inner in listener.listeners if isinstance(inner, anyio.abc.SocketListener)
+        ]
+        if not sockets:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+            raise RuntimeError(f"could not listen on {self.host}")
+        return listener, sockets
+
+    def _listen(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        sockets: list[anyio.abc.SocketListener],
+    ) -> None:
+        assert self._task_group is not None
+        listening = _Listening(listener=listener, sockets=sockets, generation=self._generation)
+        self._listening = listening
+        self._task_group.start_soon(self._accept_all, listening, self._task_group)
+
+    async def _accept_all(self, listening: _Listening, task_group: anyio.abc.TaskGroup) -> None:
+        try:
+            with listening.scope:
+                async with anyio.create_task_group() as accepting:
+                    for socket_listener in listening.sockets:
+                        accepting.start_soon(
+                            self._accept_loop, socket_listener, task_group, listening.generation
+                        )
+        finally:
+            listening.stopped.set()
+
     async def _accept_loop(
-        self, listener: anyio.abc.SocketListener, task_group: anyio.abc.TaskGroup
+        self,
+        listener: anyio.abc.SocketListener,
+        task_group: anyio.abc.TaskGroup,
+        generation: int,
     ) -> None:
         while True:
             try:
@@ -562,11 +746,14 @@ class FakeServer:
                 logger.debug("fake server: accept failed: %r", exc)
                 await anyio.sleep(0.01)
                 continue
-            task_group.start_soon(self._connection, stream)
+            task_group.start_soon(self._connection, stream, generation)
 
     # --------------------------------------------------------------------------- connections
 
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+    async def _connection(self, stream: anyio.abc.SocketStream, generation: int) -> None:
+        if generation != self._generation:  # accepted just before the server went down
+            await anyio.aclose_forcefully(stream)
+            return
         connection = _Connection(scope=anyio.CancelScope(), closed=anyio.Event())
         self._connections.add(connection)
         with self._lock:
@@ -756,6 +943,8 @@ class FakeServer:
         merged["x-request-id"] = ("x-request-id", f"req_{seq:012x}")
         merged["openai-version"] = ("openai-version", "2020-10-01")
         merged["openai-processing-ms"] = ("openai-processing-ms", str(elapsed_ms))
+        for name, value in self.app.response_headers(seq):
+            merged[name.lower()] = (name, value)
         for name, value in self._limiter.headers(anyio.current_time()):
             merged[name] = (name, value)
         if fault is not None:
@@ -887,6 +1076,10 @@ class _ServerOptions(TypedDict, total=False):
     tpm: int | None
     rate_limit_period: float
     latency: float
+    azure: bool
+    api_version: str | None
+    deployments: Mapping[str, str] | None
+    ad_token: str | None
 
 
 def run_in_thread(
@@ -903,7 +1096,9 @@ def run_in_thread(
     asyncio backend); entering waits until the server listens, leaving stops it and joins the
     thread. :meth:`FakeServer.add_fault`, :meth:`FakeServer.clear`,
     :meth:`FakeServer.rate_limit_stats` and :attr:`FakeServer.requests` are safe to use from the
-    calling thread.
+    calling thread; so are :meth:`FakeServer.go_down_blocking` and
+    :meth:`FakeServer.come_up_blocking`, which run :meth:`FakeServer.go_down` and
+    :meth:`FakeServer.come_up` in the server's thread and wait for them.
     """
     return _serve_in_thread(FakeServer(**kwargs))
 
@@ -914,4 +1109,8 @@ def _serve_in_thread(server: FakeServer) -> Iterator[FakeServer]:
         anyio.from_thread.start_blocking_portal("asyncio") as portal,
         portal.wrap_async_context_manager(server) as running,
     ):
-        yield running
+        running._portal = portal
+        try:
+            yield running
+        finally:
+            running._portal = None
