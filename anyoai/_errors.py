@@ -276,8 +276,29 @@ def parse_error_body(body: bytes) -> tuple[object, dict[str, Any]]:
             return decoded, inner
         if isinstance(inner, str):
             return decoded, {"message": inner, **{k: decoded.get(k) for k in ("type", "code")}}
+        if "message" not in decoded and ("title" in decoded or "detail" in decoded):
+            return decoded, _problem_fields(decoded)
         return decoded, decoded
     return decoded, {}
+
+
+def _problem_fields(problem: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an RFC 7807 problem body (what validating proxies such as Prism send),
+    its validation findings spelled out in the message."""
+    parts = [str(problem[k]) for k in ("title", "detail") if problem.get(k)]
+    findings = problem.get("validation")
+    if isinstance(findings, list):
+        for finding in findings:
+            if isinstance(finding, dict):
+                where = ".".join(str(p) for p in finding.get("location") or ())
+                parts.append(f"{where}: {finding.get('message')}")
+    first = findings[0] if isinstance(findings, list) and findings else {}
+    location = first.get("location") if isinstance(first, dict) else None
+    return {
+        "message": "; ".join(parts),
+        "type": problem.get("type"),
+        "param": ".".join(str(p) for p in location[1:]) if isinstance(location, list) else None,
+    }
 
 
 def _as_str(value: object) -> str | None:

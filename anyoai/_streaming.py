@@ -76,6 +76,7 @@ class AsyncStream(Generic[ChunkT]):
         self._pending: deque[ServerSentEvent] = deque()
         self._finished = False
         self._completed = False  # the server ended the stream (not a close by the caller)
+        self._saw_done = False
         self._end_checked = False
 
     # -- metadata --------------------------------------------------------------------------
@@ -121,6 +122,7 @@ class AsyncStream(Generic[ChunkT]):
                 event = self._pending.popleft()
                 if event.data == "[DONE]":
                     self._completed = True
+                    self._saw_done = True
                     await self._drain_and_close()
                     self._end()
                     raise StopAsyncIteration
@@ -185,7 +187,19 @@ class AsyncStream(Generic[ChunkT]):
         """Called once when the server has ended the stream; subclasses may raise here."""
         if not self._end_checked:
             self._end_checked = True
+            if not self._saw_done and not self._finished_by_content():
+                raise APIConnectionError(
+                    "the stream ended before it was finished (no `data: [DONE]`, and no "
+                    "finish_reason for every choice): the server or a proxy cut it short",
+                    request_id=self._meta.request_id,
+                    backend=self._meta.backend,
+                )
             self._check_end()
+
+    def _finished_by_content(self) -> bool:
+        """Whether the chunks themselves show the stream finished (for servers that omit
+        ``[DONE]``). A plain stream cannot tell, so it trusts a clean end of the body."""
+        return True
 
     def _check_end(self) -> None:
         """What to verify of a complete stream (nothing here)."""
@@ -264,6 +278,10 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
         final = self.accumulator.snapshot()
         texts = getattr(final, "texts", [])
         return prompt + sum(count_text(text, self._model) for text in texts)
+
+    def _finished_by_content(self) -> bool:
+        choices = getattr(self.accumulator.snapshot(), "choices", [])
+        return bool(choices) and all(choice.finish_reason for choice in choices)
 
     def _check_end(self) -> None:
         if self._raise_on_content_filter:

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The one command that runs every check on a fresh machine: installs tox in a private
-# virtualenv (.venv-tox), then runs tox's default environments (lint, type, tests, docs).
+# virtualenv (.venv-tox), then runs tox's default environments (lint, type, tests, docs,
+# conformance). The conformance environment installs Prism with npm and llama-cpp-python
+# with pip (it compiles from source the first time: several minutes).
 # Data shared with other projects is found through environment variables (see README):
 #   ANYOAI_RECORDINGS   folder of recorded OpenAI/Azure exchanges (real-traffic tests)
 #   TIKTOKEN_CACHE_DIR  tiktoken's encodings, for offline token counting
+#   ANYOAI_OPENAI_SPEC  the official OpenAI OpenAPI spec (conformance)
+#   ANYOAI_AZURE_SPEC   Azure OpenAI's inference spec (conformance)
+#   ANYOAI_TEST_GGUF    a GGUF model for llama.cpp's server (conformance)
 # Extra arguments go to tox, e.g. `bash scripts/test.sh -e tests -- -k stream`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

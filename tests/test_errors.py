@@ -203,3 +203,29 @@ async def test_connection_refused_is_a_connection_error() -> None:
         with pytest.raises(anyoai.APIConnectionError) as info:
             await pool.models.list(max_retries=0)
     assert info.value.backend == "default"
+
+
+def _sse(*events: str) -> bytes:
+    return "".join(f"data: {e}\n\n" for e in events).encode()
+
+
+CHUNK = (
+    '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    '"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":%s}]}'
+)
+
+
+async def test_a_stream_cut_short_without_done_raises(
+    pool: anyoai.Pool, server: FakeServer
+) -> None:
+    """A body that ends before [DONE] and before any finish_reason was truncated: say so."""
+    sse = {"content-type": "text/event-stream"}
+    server.add_fault(Fault(status=200, body=_sse(CHUNK % "null"), headers=sse))
+    stream = await pool.chat.completions.create(model="m", messages=HELLO, stream=True)
+    with pytest.raises(anyoai.APIConnectionError, match="cut it short"):
+        await stream.get_final_completion()
+    # a server that omits [DONE] but finishes every choice is fine
+    server.add_fault(Fault(status=200, body=_sse(CHUNK % '"stop"'), headers=sse))
+    stream = await pool.chat.completions.create(model="m", messages=HELLO, stream=True)
+    assert (await stream.get_final_completion()).text == "hi"
+    assert pool.statistics().in_use == 0

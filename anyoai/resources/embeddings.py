@@ -14,7 +14,7 @@ import attrs
 
 from .._compat import Unpack
 from .._concurrency import Progress, map_concurrent
-from .._errors import InvalidParameterError
+from .._errors import InvalidParameterError, ResponseValidationError
 from .._params import ParamSpec
 from .._tokens import count_text, ensure_encoding, truncate_to_tokens
 from ..types._base import NOT_GIVEN, NotGiven
@@ -197,10 +197,12 @@ class Embeddings(Resource):
             # a mix of texts and token arrays is valid per item; the API takes either list kind
             response = await self.create(input=batch.inputs, **params)  # type: ignore[arg-type]
             if len(response.data) != len(batch.inputs):
-                raise InvalidParameterError(
+                raise ResponseValidationError(
                     f"embeddings.create_many: the server returned {len(response.data)} vectors "
-                    f"for {len(batch.inputs)} inputs (inputs[{batch.start}:...])",
-                    param="inputs",
+                    f"for the {len(batch.inputs)} inputs from inputs[{batch.start}]",
+                    body=response.raw,
+                    request_id=response.request_id,
+                    backend=response.backend,
                 )
             return _pack_vectors(response.vectors)
 

@@ -19,7 +19,8 @@ class Model(APIObject):
     created: int | None = None
     owned_by: str | None = None
     object_: str = "model"
-    shutdown_date: int | None = None
+    #: the date the model shuts down (``"2026-10-23"``), if announced
+    shutdown_date: str | None = None
 
 
 @attrs.frozen(kw_only=True)

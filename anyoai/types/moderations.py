@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from ._base import APIObject
@@ -11,17 +13,22 @@ __all__ = ["Moderation", "ModerationCreateResponse"]
 
 @attrs.frozen(kw_only=True)
 class Moderation:
-    """The verdict on one input. Category names are the API's, e.g. ``"self-harm/intent"``."""
+    """The verdict on one input. Category names are the API's, e.g. ``"self-harm/intent"``.
+
+    The maps are kept as the server sends them: flags (``categories``) and scores
+    (``category_scores``) by category, values untouched (a newer category may bring a newer
+    shape).
+    """
 
     flagged: bool
-    categories: dict[str, bool | None] = attrs.field(factory=dict)
-    category_scores: dict[str, float] = attrs.field(factory=dict)
-    category_applied_input_types: dict[str, list[str]] | None = None
+    categories: dict[str, Any] = attrs.field(factory=dict)
+    category_scores: dict[str, Any] = attrs.field(factory=dict)
+    category_applied_input_types: dict[str, Any] | None = None
 
     @property
     def flagged_categories(self) -> list[str]:
         """The names of the categories that were flagged."""
-        return [name for name, flagged in self.categories.items() if flagged]
+        return [name for name, flagged in self.categories.items() if flagged is True]
 
 
 @attrs.frozen(kw_only=True)

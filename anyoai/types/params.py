@@ -42,8 +42,8 @@ __all__ = [
 class RequestOptions(TypedDict, total=False):
     """Options every API method takes besides the API's own parameters."""
 
-    #: headers to add to (or override in) this request
-    extra_headers: Mapping[str, str]
+    #: headers to add to (or override in) this request; a header given as None is not sent
+    extra_headers: Mapping[str, str | None]
     #: query parameters to add to the URL
     extra_query: Mapping[str, Any]
     #: keys to add to (or override in) the JSON body, for parameters anyoai does not know yet
