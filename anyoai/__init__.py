@@ -12,6 +12,7 @@ needed.
 
 from __future__ import annotations
 
+from . import pricing
 from ._backends import (
     DEFAULT_AZURE_DEPLOYMENTS,
     AzureBackend,
@@ -46,11 +47,15 @@ from ._errors import (
 )
 from ._limits import Limits, RateLimiter
 from ._pool import Pool, PoolView, open_pool
+from ._pricing import Consumption
 from ._retry import RetryPolicy
+from ._schema import SchemaError, json_schema, tool
 from ._selection import AllBackendsDownError, BackendStatus, FailoverPolicy
 from ._streaming import AsyncStream, ChatCompletionStream, CompletionStream
 from ._sync import SyncPool, SyncStream, open_pool_sync, run_sync
 from ._tokens import count_tokens, truncate_to_tokens
+from ._tools import LengthFinishReasonError, ParsedToolCall, ToolCallError
+from ._usage import UsageTotals
 from ._version import __version__
 from .types._base import NOT_GIVEN, NotGiven
 
@@ -75,14 +80,17 @@ __all__ = [
     "CompletionStream",
     "ConfigurationError",
     "ConflictError",
+    "Consumption",
     "ContentFilterError",
     "FailoverPolicy",
     "InternalServerError",
     "InvalidParameterError",
+    "LengthFinishReasonError",
     "Limits",
     "NotFoundError",
     "NotGiven",
     "OpenAIBackend",
+    "ParsedToolCall",
     "PermissionDeniedError",
     "Pool",
     "PoolClosedError",
@@ -93,18 +101,24 @@ __all__ = [
     "ResponseValidationError",
     "RetryEvent",
     "RetryPolicy",
+    "SchemaError",
     "Settings",
     "StreamError",
     "SyncPool",
     "SyncStream",
     "Timeout",
+    "ToolCallError",
     "UnprocessableEntityError",
+    "UsageTotals",
     "__version__",
     "count_tokens",
     "imap_concurrent",
+    "json_schema",
     "map_concurrent",
     "open_pool",
     "open_pool_sync",
+    "pricing",
     "run_sync",
+    "tool",
     "truncate_to_tokens",
 ]

@@ -43,6 +43,7 @@ from ._request import APIRequest
 from ._retry import RetryPolicy, parse_retry_after
 from ._selection import BackendPool
 from ._tokens import ensure_encoding, estimate_request
+from ._usage import UsageTracker
 from .types._base import ResponseMeta
 
 if TYPE_CHECKING:
@@ -86,7 +87,16 @@ class Exchange:
     prompt_tokens: int | None
     _held: list[Callable[[], None]]
     _pool: BackendPool | None = None
+    request: APIRequest | None = None
+    _usage: UsageTracker | None = None
     _settled: bool = False
+    _reported: bool = False
+
+    def report(self, result: Any) -> None:
+        """Count *result*'s usage and cost in ``pool.usage`` (once)."""
+        if self._usage is not None and not self._reported:
+            self._reported = True
+            self._usage.record(result)
 
     def meta(self, raw: Any = None) -> ResponseMeta:
         """The exchange's metadata, for the result built from it."""
@@ -142,7 +152,9 @@ class Dispatcher:
         governor: Governor,
         timeout: Timeout,
         on_retry: Callable[[RetryEvent], object] | None = None,
+        usage: UsageTracker | None = None,
     ) -> None:
+        self.usage = usage if usage is not None else UsageTracker()
         self.backends = backends
         self.transport = transport
         self.retry = retry
@@ -286,7 +298,19 @@ class Dispatcher:
         prompt_tokens = estimate[0] if estimate else None
         backends = self.backends
         held.append(lambda: backends.finished(backend))
-        return Exchange(response, body, backend, 0, 0.0, reservation, prompt_tokens, held, backends)
+        return Exchange(
+            response,
+            body,
+            backend,
+            0,
+            0.0,
+            reservation,
+            prompt_tokens,
+            held,
+            backends,
+            request,
+            self.usage,
+        )
 
     async def _send(
         self, request: APIRequest, backend: Backend, mark_sent: Callable[[], None]

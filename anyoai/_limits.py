@@ -10,8 +10,10 @@ Two kinds of limit govern a pool:
 
 A sliding window admits a request only if the amounts recorded in the last ``period`` seconds
 (60) plus the new one stay within the limit, so **no window of 60 s ever holds more than the
-limit**. Waiters are served first come, first served; only the head of the queue waits for the
-clock, the others wait their turn, so nothing stampedes. Token amounts are estimates when a
+limit**. (Entries are kept 2% longer than the period, so that network jitter between the
+client's clock and the server's cannot push a burst at the window's edge over the limit.)
+Waiters are served first come, first served; only the head of the queue waits for the clock,
+the others wait their turn, so nothing stampedes. Token amounts are estimates when a
 request leaves (prompt plus ``max_tokens`` times ``n``); :meth:`Reservation.settle` replaces
 the estimate with the real usage, refunding an over-estimate; :meth:`Reservation.cancel`
 returns everything when the request never reached the server or was refused with a 429.
@@ -101,6 +103,12 @@ def parse_duration(text: str) -> float | None:
         total += value * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
         position = match.end()
     return total if position == len(text) and position else None
+
+
+#: entries stay in a window this much longer than its period (a fraction of it), so that the
+#: jitter between the client's send times and the server's arrival times cannot push a burst
+#: at the edge of the window over the server's limit
+JITTER_MARGIN = 0.02
 
 
 class _Window:
@@ -249,8 +257,9 @@ class RateLimiter:
         self.name = name
         self.learned = learned
         self._clock = clock
-        self._requests = _Window(rpm, period)
-        self._tokens = _Window(tpm, period)
+        kept = period * (1 + JITTER_MARGIN)
+        self._requests = _Window(rpm, kept)
+        self._tokens = _Window(tpm, kept)
         self._paused_until = -math.inf
         self._waiters: deque[_Waiter] = deque()
 

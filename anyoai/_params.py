@@ -84,6 +84,8 @@ def _compile(tp: Any) -> tuple[Check, str]:
             return text
 
         return check_union, text
+    if origin is cabc.Callable:
+        return (lambda v: None if callable(v) else "a function"), "a function"
     if typing.is_typeddict(tp) or tp in (dict, Mapping) or origin in (dict, cabc.Mapping):
         return (lambda v: None if isinstance(v, Mapping) else "a mapping"), "a mapping"
     if origin in (list, tuple, cabc.Sequence, cabc.Iterable):

@@ -94,6 +94,7 @@ class _Client:
             elapsed=time.monotonic() - exchange.started,
             http_version=exchange.response.http_version.decode("ascii"),
             settle_tokens=exchange.settle,
+            report=exchange.report,
         )
 
     async def open_stream(self, request: APIRequest) -> Exchange:
@@ -145,6 +146,8 @@ class Pool(_Client):
         self._thread = threading.get_ident()
         self._raise_on_content_filter = raise_on_content_filter
         self.limits = PoolLimits(dispatcher.governor)
+        #: tokens and cost since the pool opened, per backend and per model (``reset()``-able)
+        self.usage = dispatcher.usage
 
     # -- backends --------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class Reply:
     elapsed: float
     http_version: str = "HTTP/1.1"
     settle_tokens: Callable[[int], None] | None = None
+    report: Callable[[Any], None] | None = None
 
     def settle(self, actual_tokens: int) -> None:
         """Charge the real token usage (to the rate limiter, instead of the estimate)."""

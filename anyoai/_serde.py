@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 from cattrs.cols import list_structure_factory
+from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.v import format_exception
 
@@ -278,6 +279,50 @@ def _make_list(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], A
     return factory
 
 
+def _add_note(exc: BaseException, note: str) -> None:
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:  # pragma: no cover - Python 3.10: the exceptiongroup backport reads __notes__ too
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+
+
+def _is_str_dict(tp: Any) -> bool:
+    return typing.get_origin(tp) in (dict, Mapping) and typing.get_args(tp)[:1] == (str,)
+
+
+def _make_str_dict(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], Any]]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        value_type = typing.get_args(tp)[1]
+        value_hook = conv.get_structure_hook(value_type)
+
+        def structure_dict(value: Any, _: Any) -> Any:
+            # strict-mode JSON Schema has no open objects: anyoai describes dict[str, X] as a
+            # list of {"key", "value"} pairs (see _schema), and that form comes back here
+            if isinstance(value, list) and all(
+                isinstance(p, Mapping) and set(p) == {"key", "value"} for p in value
+            ):
+                value = {p["key"]: p["value"] for p in value}
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+            out = {}
+            errors: list[Exception] = []
+            for key, item in value.items():
+                try:
+                    out[_structure_str(key, str)] = value_hook(item, value_type)
+                except Exception as exc:
+                    # the note cattrs' own mapping hooks leave: transform_error reads the path
+                    note = f"Structuring mapping value @ key {key!r}"
+                    _add_note(exc, IterableValidationNote(note, key, value_type))
+                    errors.append(exc)
+            if errors:
+                raise IterableValidationError(f"While structuring {tp!r}", errors, tp)
+            return out
+
+        return structure_dict
+
+    return factory
+
+
 def make_converter() -> cattrs.Converter:
     """Build the converter. Called once, at import, for :data:`converter`."""
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
@@ -287,6 +332,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(EmbeddingVector, _structure_vector)
     conv.register_structure_hook_factory(_is_list, _make_list(conv))
+    conv.register_structure_hook_factory(_is_str_dict, _make_str_dict(conv))
     conv.register_structure_hook_factory(_is_tagged_union, _make_tagged_union(conv))
     conv.register_structure_hook_factory(_is_kind_union, _make_kind_union(conv))
     conv.register_structure_hook_factory(attrs.has, _make_structure(conv))

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+import attrs
+
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
 from ._compat import Self
 from ._errors import (
@@ -25,13 +27,14 @@ from ._errors import (
 from ._secrets import redact
 from ._serde import structure_value
 from ._sse import ServerSentEvent, SSEDecoder
-from ._tokens import count_text
+from ._tokens import count_text, ensure_encoding, estimate_request
 from .types._base import APIObject, ResponseMeta
 
 if TYPE_CHECKING:
     from ._dispatch import Exchange
 from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completions import Completion
+from .types.shared import CompletionUsage
 
 __all__ = [
     "AccumulatingStream",
@@ -124,7 +127,7 @@ class AsyncStream(Generic[ChunkT]):
                     self._completed = True
                     self._saw_done = True
                     await self._drain_and_close()
-                    self._end()
+                    await self._end()
                     raise StopAsyncIteration
                 try:
                     chunk = self._decode(event)
@@ -135,7 +138,7 @@ class AsyncStream(Generic[ChunkT]):
                 return chunk
             if self._finished:
                 if self._completed:
-                    self._end()
+                    await self._end()
                 raise StopAsyncIteration
             try:
                 data = await self._response.read_chunk()
@@ -183,7 +186,7 @@ class AsyncStream(Generic[ChunkT]):
     def _on_chunk(self, chunk: ChunkT) -> None:
         """Called with every chunk, in order; subclasses accumulate here."""
 
-    def _end(self) -> None:
+    async def _end(self) -> None:
         """Called once when the server has ended the stream; subclasses may raise here."""
         if not self._end_checked:
             self._end_checked = True
@@ -194,15 +197,15 @@ class AsyncStream(Generic[ChunkT]):
                     request_id=self._meta.request_id,
                     backend=self._meta.backend,
                 )
-            self._check_end()
+            await self._check_end()
 
     def _finished_by_content(self) -> bool:
         """Whether the chunks themselves show the stream finished (for servers that omit
         ``[DONE]``). A plain stream cannot tell, so it trusts a clean end of the body."""
         return True
 
-    def _check_end(self) -> None:
-        """What to verify of a complete stream (nothing here)."""
+    async def _check_end(self) -> None:
+        """What to do with a complete stream (nothing here)."""
 
     async def _drain_and_close(self) -> None:
         drained = 0
@@ -264,6 +267,7 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
     """
 
     accumulator: Accumulator[ChunkT, FinalT]
+    _final: FinalT | None = None
 
     def _on_chunk(self, chunk: ChunkT) -> None:
         self.accumulator.add(chunk)
@@ -283,18 +287,40 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
         choices = getattr(self.accumulator.snapshot(), "choices", [])
         return bool(choices) and all(choice.finish_reason for choice in choices)
 
-    def _check_end(self) -> None:
-        if self._raise_on_content_filter:
-            result = self.accumulator.snapshot()
-            if isinstance(result, APIObject):
-                result._attach(self._meta)
+    async def _check_end(self) -> None:
+        result = self.accumulator.snapshot()
+        if isinstance(result, APIObject):
+            meta = self._meta
+            if getattr(result, "usage", None) is None:
+                meta = attrs.evolve(meta, estimated_usage=await self._estimate_usage(result))
+            result._attach(meta)
+            self._final = result
+            self._exchange.report(result)
+            if self._raise_on_content_filter:
                 check_content_filter(result)
 
+    async def _estimate_usage(self, result: Any) -> CompletionUsage:
+        """The usage of a stream the server sent no usage for, estimated with tiktoken."""
+        await ensure_encoding(self._model)
+        prompt = self._exchange.prompt_tokens
+        request = self._exchange.request
+        if prompt is None and request is not None and request.payload is not None:
+            prompt = estimate_request(request.path, request.payload)[0]
+        completion = sum(count_text(text, self._model) for text in getattr(result, "texts", []))
+        return CompletionUsage(
+            prompt_tokens=prompt or 0,
+            completion_tokens=completion,
+            total_tokens=(prompt or 0) + completion,
+        )
+
     async def get_final_completion(self) -> FinalT:
-        """Consume what is left of the stream; return the accumulated result."""
+        """Consume what is left of the stream; return the accumulated result (with
+        ``meta.estimated_usage`` when the server sent no usage chunk)."""
         async for _ in self:
             pass
-        result = self.accumulator.snapshot()
+        if self._final is not None:
+            return self._final
+        result = self.accumulator.snapshot()  # closed early: what arrived
         if isinstance(result, APIObject):
             result._attach(self._meta)
         return result

@@ -277,7 +277,7 @@ WEATHER = {
 TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 WEATHER_ARGUMENTS = (
     '{"city":"city-value","unit":"celsius","days":1,"threshold":1.5,"alerts":true,'
-    '"tags":[],"extra":{}}'
+    '"tags":["tags-value"],"extra":{"a":"a-value"}}'
 )
 
 

@@ -59,6 +59,8 @@ def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
     usage = getattr(model, "usage", None)
     if usage is not None:
         reply.settle(usage.total_tokens)
+        if reply.report is not None:
+            reply.report(model)
     model._attach(
         ResponseMeta(
             raw=raw,

@@ -685,12 +685,13 @@ def example_value(schema: Any, name: str, *, root: Any, recurse: bool, depth: in
 
 
 def tool_arguments(parameters: Any) -> str:
-    """The arguments of a fake tool call: one value per top-level property, compact JSON."""
+    """The arguments of a fake tool call: a value for every property (nested objects and one
+    item of each array included), compact JSON."""
     properties = parameters.get("properties") if isinstance(parameters, dict) else None
     if not isinstance(properties, dict):
         return "{}"
     values = {
-        key: example_value(value, key, root=parameters, recurse=False)
+        key: example_value(value, key, root=parameters, recurse=True)
         for key, value in properties.items()
     }
     return dumps(values)

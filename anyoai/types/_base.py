@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from .._pricing import Consumption
 
 __all__ = [
     "NOT_GIVEN",
@@ -53,6 +56,8 @@ class ResponseMeta:
     :ivar attempts: how many attempts the request took (1 when it succeeded at once).
     :ivar elapsed: seconds from the first attempt to the end of the body.
     :ivar http_version: ``"HTTP/1.1"`` or ``"HTTP/2"``.
+    :ivar estimated_usage: for a stream that sent no usage, the usage estimated with tiktoken.
+    :ivar batch: whether the result came from the Batch API (priced at batch prices).
     """
 
     raw: Any
@@ -63,6 +68,8 @@ class ResponseMeta:
     attempts: int = 1
     elapsed: float = 0.0
     http_version: str = "HTTP/1.1"
+    estimated_usage: Any = None
+    batch: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +112,15 @@ class APIObject:
     def elapsed(self) -> float:
         """Seconds from the first attempt to the end of the body."""
         return self._meta.elapsed if self._meta else 0.0
+
+    @property
+    def consumption(self) -> Consumption | None:
+        """What this result cost, in US dollars (a ``float`` with details), from its usage and
+        the pricing table; ``None`` when it has no usage or its model has no price. For a
+        stream without a usage chunk the tokens are estimated (``consumption.estimated``)."""
+        from .._pricing import consumption_of
+
+        return consumption_of(self)
 
     def _attach(self, meta: ResponseMeta) -> None:
         object.__setattr__(self, "_meta", meta)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import attrs
 
 from ._base import APIObject, ChoicesMixin, UnknownVariant
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
+
+if TYPE_CHECKING:
+    from .._tools import ParsedToolCall
+
+T = TypeVar("T")
 
 __all__ = [
     "Annotation",
@@ -27,6 +32,7 @@ __all__ = [
     "ChunkChoice",
     "CustomToolCallInput",
     "FunctionCall",
+    "ParsedChatCompletion",
     "ToolCall",
     "TopLogprob",
     "UnknownToolCall",
@@ -186,6 +192,52 @@ class ChatCompletion(ChoicesMixin, APIObject):
     @staticmethod
     def _text_of(choice: Any) -> str:
         return str(choice.message.content or "")
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls of the first choice, as the model wrote them (``[]`` if none)."""
+        return list(self.choices[0].message.tool_calls or ()) if self.choices else []
+
+    @property
+    def function_results(self) -> list[FunctionCall]:
+        """The function calls of the first choice, raw: the legacy ``function_call`` or the
+        functions of its tool calls (the seed library's name)."""
+        if not self.choices:
+            return []
+        message = self.choices[0].message
+        calls = [c.function for c in message.tool_calls or () if hasattr(c, "function")]
+        if message.function_call is not None:
+            calls.append(message.function_call)
+        return calls
+
+    def parse_tool_calls(self, *targets: Any) -> list[ParsedToolCall[Any]]:
+        """Parse the first choice's tool (or function) calls into *targets*: attrs classes or
+        typed functions, matched by name (see :func:`anyoai.tool`).
+
+        :raises ToolCallError: for a call naming no target, or arguments that do not fit.
+        """
+        from .._tools import parse_tool_calls
+
+        return parse_tool_calls(self, targets)
+
+
+@attrs.frozen(kw_only=True)
+class ParsedChatCompletion(ChatCompletion, Generic[T]):
+    """The result of ``chat.completions.parse``: a :class:`ChatCompletion` whose choices'
+    contents were parsed into the requested attrs class."""
+
+    parsed_choices: list[T | None] = attrs.field(factory=list)
+
+    @property
+    def parsed(self) -> T | None:
+        """The first choice's content as an instance of the requested class (``None`` when
+        the model refused: see :attr:`refusal`)."""
+        return self.parsed_choices[0] if self.parsed_choices else None
+
+    @property
+    def refusal(self) -> str | None:
+        """The first choice's refusal, when the model refused to answer."""
+        return self.choices[0].message.refusal if self.choices else None
 
 
 @attrs.frozen(kw_only=True)

@@ -10,7 +10,7 @@ reasoning efforts) the type is ``str``: anyoai does not reject a value the serve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .._compat import Required, TypedDict
@@ -24,6 +24,7 @@ __all__ = [
     "ChatCompletionDeveloperMessageParam",
     "ChatCompletionFunctionMessageParam",
     "ChatCompletionMessageParam",
+    "ChatCompletionParseParams",
     "ChatCompletionSystemMessageParam",
     "ChatCompletionToolMessageParam",
     "ChatCompletionToolParam",
@@ -215,7 +216,8 @@ class FunctionDefinitionParam(TypedDict, total=False):
 
     name: Required[str]
     description: str
-    parameters: Mapping[str, Any]
+    #: a JSON Schema, or an attrs class (the seed library took a pydantic model here)
+    parameters: Mapping[str, Any] | type
     strict: bool | None
 
 
@@ -252,15 +254,15 @@ class StreamOptionsParam(TypedDict, total=False):
 # -- the methods' parameters ------------------------------------------------------------------
 
 
-class ChatCompletionCreateParams(RequestOptions, total=False):
-    """The keyword arguments of ``chat.completions.create`` (besides ``stream``)."""
+class ChatCompletionParseParams(RequestOptions, total=False):
+    """The keyword arguments of ``chat.completions.parse`` (besides ``response_format``)."""
 
     model: Required[str]
     messages: Required[Iterable[ChatCompletionMessageParam]]
     audio: Mapping[str, Any] | None
     frequency_penalty: float | None
     function_call: Literal["none", "auto"] | Mapping[str, str]
-    functions: Iterable[FunctionDefinitionParam | Mapping[str, Any]]
+    functions: Iterable[FunctionDefinitionParam | Mapping[str, Any] | type | Callable[..., Any]]
     logit_bias: Mapping[str, int] | None
     logprobs: bool | None
     max_completion_tokens: int | None
@@ -276,7 +278,6 @@ class ChatCompletionCreateParams(RequestOptions, total=False):
     prompt_cache_retention: str | None
     prompt_cache_options: Mapping[str, Any] | None
     reasoning_effort: str | None
-    response_format: ResponseFormatParam | Mapping[str, Any]
     safety_identifier: str
     seed: int | None
     service_tier: str | None
@@ -285,12 +286,20 @@ class ChatCompletionCreateParams(RequestOptions, total=False):
     stream_options: StreamOptionsParam | None
     temperature: float | None
     tool_choice: str | Mapping[str, Any]
-    tools: Iterable[ChatCompletionToolParam | Mapping[str, Any]]
+    #: tool definitions; an attrs class or a typed function is turned into one (anyoai.tool)
+    tools: Iterable[ChatCompletionToolParam | Mapping[str, Any] | type | Callable[..., Any]]
     top_logprobs: int | None
     top_p: float | None
     user: str
     verbosity: str | None
     web_search_options: Mapping[str, Any]
+
+
+class ChatCompletionCreateParams(ChatCompletionParseParams, total=False):
+    """The keyword arguments of ``chat.completions.create`` (besides ``stream``)."""
+
+    #: a format dict, or an attrs class (sent as a strict json_schema format)
+    response_format: ResponseFormatParam | Mapping[str, Any] | type
 
 
 class CompletionCreateParams(RequestOptions, total=False):

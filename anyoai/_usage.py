@@ -1,0 +1,94 @@
+"""``pool.usage``: tokens and cost since the pool opened, per backend and per model."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import attrs
+
+__all__ = ["UsageTotals", "UsageTracker"]
+
+
+@attrs.frozen
+class UsageTotals:
+    """Totals over a set of requests.
+
+    :ivar requests: requests with a usage.
+    :ivar prompt_tokens: input tokens.
+    :ivar completion_tokens: output tokens.
+    :ivar total_tokens: both.
+    :ivar cost: US dollars, over the requests whose model has a price.
+    :ivar unpriced: requests whose model has no price (not in :attr:`cost`).
+    :ivar estimated: requests whose tokens were estimated (streams without a usage chunk).
+    """
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0
+    estimated: int = 0
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        mine, theirs = attrs.astuple(self), attrs.astuple(other)
+        return UsageTotals(*(a + b for a, b in zip(mine, theirs, strict=True)))
+
+
+class UsageTracker:
+    """Adds up the usage and cost of every result; all totals since the last :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self._by_backend: dict[str, UsageTotals] = defaultdict(UsageTotals)
+        self._by_model: dict[str, UsageTotals] = defaultdict(UsageTotals)
+
+    def record(self, result: Any) -> None:
+        """Count *result*: anything with a ``usage`` (or an estimated one) and a ``model``."""
+        meta = getattr(result, "meta", None)
+        usage = getattr(result, "usage", None)
+        estimated = False
+        if usage is None and meta is not None and meta.estimated_usage is not None:
+            usage, estimated = meta.estimated_usage, True
+        if usage is None:
+            return
+        cost = getattr(result, "consumption", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        totals = UsageTotals(
+            requests=1,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=int(getattr(usage, "total_tokens", prompt + completion) or 0),
+            cost=float(cost) if cost is not None else 0.0,
+            unpriced=1 if cost is None else 0,
+            estimated=1 if estimated else 0,
+        )
+        backend = getattr(result, "backend", None) or "?"
+        model = getattr(result, "model", None) or "?"
+        self._by_backend[backend] += totals
+        self._by_model[model] += totals
+
+    @property
+    def by_backend(self) -> dict[str, UsageTotals]:
+        """Totals per backend name."""
+        return dict(self._by_backend)
+
+    @property
+    def by_model(self) -> dict[str, UsageTotals]:
+        """Totals per model (as the server named it in its answers)."""
+        return dict(self._by_model)
+
+    @property
+    def total(self) -> UsageTotals:
+        """Totals over everything."""
+        return sum(self._by_backend.values(), UsageTotals())
+
+    def reset(self) -> None:
+        """Start counting from zero."""
+        self._by_backend.clear()
+        self._by_model.clear()
+
+    def __repr__(self) -> str:
+        total = self.total
+        return f"<Usage {total.requests} requests, {total.total_tokens} tokens, ${total.cost:.6f}>"
