@@ -54,7 +54,7 @@ from ._selection import AllBackendsDownError, BackendStatus, FailoverPolicy
 from ._streaming import AsyncStream, ChatCompletionStream, CompletionStream
 from ._sync import SyncPool, SyncStream, open_pool_sync, run_sync
 from ._tokens import count_tokens, truncate_to_tokens
-from ._tools import LengthFinishReasonError, ParsedToolCall, ToolCallError
+from ._tools import LengthFinishReasonError, ParsedToolCall, StructuredOutputError, ToolCallError
 from ._usage import UsageTotals
 from ._version import __version__
 from .types._base import NOT_GIVEN, NotGiven
@@ -104,6 +104,7 @@ __all__ = [
     "SchemaError",
     "Settings",
     "StreamError",
+    "StructuredOutputError",
     "SyncPool",
     "SyncStream",
     "Timeout",

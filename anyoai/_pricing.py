@@ -19,7 +19,6 @@ per model name.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -30,8 +29,6 @@ from typing import Any
 import attrs
 
 __all__ = ["Consumption", "Price", "PricingTable", "consumption_of", "cost_of", "pricing"]
-
-logger = logging.getLogger("anyoai")
 
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
@@ -173,19 +170,18 @@ class PricingTable:
             f"anyoai has no price for model {model!r}: its consumption is None; add one with "
             f"anyoai.pricing.set_price({model!r}, input=..., output=...)"
         )
-        logger.warning(message)
+        # a warning, not a log record: it is the developer's to fix, and shows once by default
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-_TABLE: PricingTable | None = None
+#: the table every result's ``consumption`` uses: the shipped one, changed at run time through
+#: :mod:`anyoai.pricing` (a 4 kB JSON file, read at import)
+TABLE: PricingTable = PricingTable.default()
 
 
 def pricing() -> PricingTable:
-    """The pricing table every result's ``consumption`` uses (loaded on first use)."""
-    global _TABLE
-    if _TABLE is None:
-        _TABLE = PricingTable.default()
-    return _TABLE
+    """The pricing table every result's ``consumption`` uses."""
+    return TABLE
 
 
 def cost_of(

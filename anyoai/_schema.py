@@ -205,6 +205,8 @@ class _Builder:
 
 
 def _name(tp: Any) -> str:
+    if typing.get_args(tp) or isinstance(tp, types.GenericAlias):  # set[str], not "set"
+        return str(tp).replace("typing.", "")
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

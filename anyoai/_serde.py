@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
 import sys
 import types
@@ -47,17 +48,27 @@ T = TypeVar("T")
 # -- primitives: checked, never coerced ---------------------------------------------------------
 
 
-def _structure_str(value: Any, _: type) -> str:
+def _member(value: Any, cls: type) -> Any:
+    """The member of the enum *cls* (a ``str`` or ``int`` one) whose value is *value*."""
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(member.value) for member in cls)  # type: ignore[attr-defined]
+        raise ValueError(f"expected one of {allowed}, got {value!r}") from None
+
+
+def _structure_str(value: Any, cls: type) -> str:
     if isinstance(value, str):
-        return value
+        # str enums land here too (str is before Enum in their MRO)
+        return _member(value, cls) if issubclass(cls, enum.Enum) else value
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
-def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+def _structure_int(value: Any, cls: type) -> int:
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _member(value, cls) if issubclass(cls, enum.Enum) else value
     raise TypeError(f"expected an integer, got {type(value).__name__}")
 
 

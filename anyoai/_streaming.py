@@ -53,6 +53,24 @@ FinalT_co = TypeVar("FinalT_co", covariant=True)
 _DRAIN_LIMIT = 64 * 1024
 
 
+def _generated_texts(result: Any) -> list[str]:
+    """Everything the model wrote in *result*: texts, refusals, tool calls' names and
+    arguments (what a stream's completion tokens are estimated from)."""
+    texts: list[str] = []
+    for choice in getattr(result, "choices", None) or ():
+        message = getattr(choice, "message", None)
+        if message is None:  # a legacy completion
+            texts.append(getattr(choice, "text", None) or "")
+            continue
+        texts += [message.content or "", message.refusal or ""]
+        calls = [getattr(c, "function", None) for c in message.tool_calls or ()]
+        calls.append(message.function_call)
+        texts += [
+            part for call in calls if call is not None for part in (call.name, call.arguments)
+        ]
+    return texts
+
+
 class AsyncStream(Generic[ChunkT]):
     """An async iterator of typed chunks over one streamed response.
 
@@ -306,7 +324,7 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
         request = self._exchange.request
         if prompt is None and request is not None and request.payload is not None:
             prompt = estimate_request(request.path, request.payload)[0]
-        completion = sum(count_text(text, self._model) for text in getattr(result, "texts", []))
+        completion = sum(count_text(text, self._model) for text in _generated_texts(result))
         return CompletionUsage(
             prompt_tokens=prompt or 0,
             completion_tokens=completion,

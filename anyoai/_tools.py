@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -25,6 +25,7 @@ from ._serde import structure_value
 __all__ = [
     "LengthFinishReasonError",
     "ParsedToolCall",
+    "StructuredOutputError",
     "ToolCallError",
     "parse_structured",
     "parse_tool_calls",
@@ -56,6 +57,17 @@ class ToolCallError(AnyoaiError, ValueError):
         self.arguments = arguments
         self.call_id = call_id
         self.path = path
+
+
+class StructuredOutputError(ResponseValidationError):
+    """A structured output is not valid JSON, or does not fit the requested class. The
+    completion (paid for) is on :attr:`result`; :attr:`path` says where it did not fit."""
+
+    def __init__(self, message: str, *, result: Any, path: str | None = None, body: Any) -> None:
+        super().__init__(
+            message, path=path, body=body, request_id=getattr(result, "request_id", None)
+        )
+        self.result = result
 
 
 class LengthFinishReasonError(APIError):
@@ -130,11 +142,18 @@ def parse_arguments(target: Any, name: str, arguments: str, call_id: str | None)
 
 def parse_tool_calls(result: Any, targets: Sequence[Any]) -> list[ParsedToolCall[Any]]:
     """The function calls of the first choice of *result* (tool calls, or a legacy function
-    call), parsed into the class or function among *targets* that each one names.
+    call), parsed into the class or function among *targets* that each one names. A target is
+    matched by its class or function name; a mapping ``{"name": target}`` matches a tool sent
+    under another name (``anyoai.tool(Target, name="name")``).
 
     :raises ToolCallError: for a call naming no target, or arguments that do not fit.
     """
-    by_name = {name_of(target): target for target in targets}
+    by_name: dict[str, Any] = {}
+    for target in targets:
+        if isinstance(target, Mapping):  # {"custom_name": Target} for tool(Target, name=...)
+            by_name.update(target)
+        else:
+            by_name[name_of(target)] = target
     choices = getattr(result, "choices", None) or []
     if not choices:
         return []
@@ -144,7 +163,8 @@ def parse_tool_calls(result: Any, targets: Sequence[Any]) -> list[ParsedToolCall
         function = getattr(call, "function", None)
         if function is not None:  # custom and unknown tool kinds carry no function
             calls.append((call.id, function.name, function.arguments))
-    if message.function_call is not None:
+    if message.function_call is not None and not calls:
+        # the legacy form; some servers (llama.cpp) send it as well as the tool calls
         calls.append((None, message.function_call.name, message.function_call.arguments))
     parsed = []
     for call_id, name, arguments in calls:
@@ -168,7 +188,7 @@ def parse_structured(result: Any, cls: type[T]) -> list[T | None]:
 
     :raises LengthFinishReasonError: if a choice was cut by the token limit.
     :raises ContentFilterError: if a choice was cut by the content filter.
-    :raises ResponseValidationError: if a content is not JSON or does not fit *cls*.
+    :raises StructuredOutputError: if a content is not JSON or does not fit *cls*.
     """
     check_content_filter(result)
     parsed: list[T | None] = []
@@ -187,9 +207,19 @@ def parse_structured(result: Any, cls: type[T]) -> list[T | None]:
         try:
             data = json.loads(message.content)
         except ValueError as exc:
-            raise ResponseValidationError(
+            raise StructuredOutputError(
                 f"the structured output of choice {choice.index} is not valid JSON ({exc})",
+                result=result,
                 body=message.content,
             ) from None
-        parsed.append(structure_value(data, cls))
+        try:
+            parsed.append(structure_value(data, cls))
+        except ResponseValidationError as exc:
+            raise StructuredOutputError(
+                f"the structured output of choice {choice.index} does not fit "
+                f"{cls.__name__}: {exc.message}",
+                result=result,
+                path=exc.path,
+                body=message.content,
+            ) from None
     return parsed

@@ -10,11 +10,7 @@ it was checked); it is data, not code::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
-
-from ._pricing import Consumption, Price, PricingTable, cost_of, pricing
+from ._pricing import TABLE, Consumption, Price, PricingTable, cost_of
 
 __all__ = [
     "Consumption",
@@ -27,39 +23,18 @@ __all__ = [
     "table",
 ]
 
+#: Set the prices of a model, in US dollars per 1M tokens, and names it is also known by:
+#: ``set_price(model, *, input, output=None, cached_input=None, batch_input=None,
+#: batch_output=None, aliases=())``.
+set_price = TABLE.set_price
+
+#: Add or replace prices from a mapping, or a JSON file, shaped like ``pricing.json``.
+load = TABLE.load
+
+#: The prices of a model (by name, alias, snapshot or undated name), or ``None``.
+lookup = TABLE.lookup
+
 
 def table() -> PricingTable:
     """The pricing table in use."""
-    return pricing()
-
-
-def set_price(
-    model: str,
-    *,
-    input: float,
-    output: float | None = None,
-    cached_input: float | None = None,
-    batch_input: float | None = None,
-    batch_output: float | None = None,
-    aliases: Iterable[str] = (),
-) -> None:
-    """Set the prices of *model*, in US dollars per 1M tokens (and names it is known by)."""
-    pricing().set_price(
-        model,
-        input=input,
-        output=output,
-        cached_input=cached_input,
-        batch_input=batch_input,
-        batch_output=batch_output,
-        aliases=aliases,
-    )
-
-
-def load(source: Mapping[str, Any] | str | Path) -> None:
-    """Add or replace prices from a mapping or a JSON file shaped like ``pricing.json``."""
-    pricing().load(source)
-
-
-def lookup(model: str) -> Price | None:
-    """The prices of *model* (by name, alias, snapshot or undated name), or ``None``."""
-    return pricing().lookup(model)
+    return TABLE

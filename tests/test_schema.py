@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import enum
 from typing import Any, Literal
 
 import attrs
@@ -11,20 +10,7 @@ import pytest
 
 import anyoai
 
-
-class Unit(str, enum.Enum):
-    """A temperature unit."""
-
-    celsius = "celsius"
-    fahrenheit = "fahrenheit"
-
-
-@attrs.frozen
-class Location:
-    """Where."""
-
-    city: str = attrs.field(metadata={"description": "The city, e.g. San Francisco, CA."})
-    country: str | None = None
+from .models import Location, Unit
 
 
 @attrs.frozen

@@ -59,8 +59,6 @@ def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
     usage = getattr(model, "usage", None)
     if usage is not None:
         reply.settle(usage.total_tokens)
-        if reply.report is not None:
-            reply.report(model)
     model._attach(
         ResponseMeta(
             raw=raw,
@@ -73,6 +71,8 @@ def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
             http_version=reply.http_version,
         )
     )
+    if usage is not None and reply.report is not None:
+        reply.report(model)  # after _attach: pool.usage reads the backend from the metadata
     return model
 
 

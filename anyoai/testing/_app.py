@@ -828,8 +828,10 @@ def _structured_content(response_format: Any, answer: str) -> str:
     kind = response_format.get("type")
     if kind == "text":
         return answer
+    # structured content is spaced JSON, so that it has words and max_tokens can cut it
+    # mid-value, as it cuts a real model's output (then finish_reason is "length")
     if kind == "json_object":
-        return dumps({"answer": answer})
+        return json.dumps({"answer": answer}, ensure_ascii=False)
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         if not isinstance(spec, dict):
@@ -837,7 +839,8 @@ def _structured_content(response_format: Any, answer: str) -> str:
         schema = spec.get("schema")
         if not isinstance(schema, dict):
             return "{}"
-        return dumps(example_value(schema, "value", root=schema, recurse=True))
+        value = example_value(schema, "value", root=schema, recurse=True)
+        return json.dumps(value, ensure_ascii=False)
     raise _invalid_value(
         "response_format.type",
         f"Invalid value: {dumps(kind)}. Supported values are: 'text', 'json_object' and "
@@ -848,8 +851,12 @@ def _structured_content(response_format: Any, answer: str) -> str:
 def _chat_outcome(body: Mapping[str, Any], user_text: str, max_tokens: int | None) -> _ChatOutcome:
     if re.search(r"\brefuse\b", user_text, re.IGNORECASE):
         return _ChatOutcome(refusal=_REFUSAL, finish_reason="stop")
+    messages = body.get("messages") or [{}]
+    answering = messages[-1].get("role") in ("tool", "function")  # results are in: answer
     if body.get("tools") is not None:
         selected = _select_tools(body, _function_tools(body["tools"]))
+        if answering and body.get("tool_choice") in (None, "auto"):
+            selected = []
         if selected:
             calls = tuple(
                 {
@@ -862,7 +869,7 @@ def _chat_outcome(body: Mapping[str, Any], user_text: str, max_tokens: int | Non
             return _ChatOutcome(tool_calls=calls, finish_reason="tool_calls")
     if body.get("functions") is not None:
         spec = _select_legacy_function(body, _legacy_functions(body["functions"]))
-        if spec is not None:
+        if spec is not None and not (answering and body.get("function_call") in (None, "auto")):
             call = {"name": spec.name, "arguments": tool_arguments(spec.parameters)}
             return _ChatOutcome(function_call=call, finish_reason="function_call")
     answer = f"This is a fake answer to: {user_text}"

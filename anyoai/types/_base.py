@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
-if TYPE_CHECKING:
-    from .._pricing import Consumption
+from .._pricing import Consumption, consumption_of  # a leaf module: prices and arithmetic
 
 __all__ = [
     "NOT_GIVEN",
@@ -118,8 +117,6 @@ class APIObject:
         """What this result cost, in US dollars (a ``float`` with details), from its usage and
         the pricing table; ``None`` when it has no usage or its model has no price. For a
         stream without a usage chunk the tokens are estimated (``consumption.estimated``)."""
-        from .._pricing import consumption_of
-
         return consumption_of(self)
 
     def _attach(self, meta: ResponseMeta) -> None:

@@ -206,13 +206,14 @@ class ChatCompletion(ChoicesMixin, APIObject):
             return []
         message = self.choices[0].message
         calls = [c.function for c in message.tool_calls or () if hasattr(c, "function")]
-        if message.function_call is not None:
-            calls.append(message.function_call)
+        if message.function_call is not None and not calls:
+            calls.append(message.function_call)  # legacy; some servers send both forms
         return calls
 
     def parse_tool_calls(self, *targets: Any) -> list[ParsedToolCall[Any]]:
         """Parse the first choice's tool (or function) calls into *targets*: attrs classes or
-        typed functions, matched by name (see :func:`anyoai.tool`).
+        typed functions, matched by name (see :func:`anyoai.tool`); a mapping
+        ``{"name": target}`` matches a tool sent under another name.
 
         :raises ToolCallError: for a call naming no target, or arguments that do not fit.
         """

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import collections
+import enum
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -77,6 +78,66 @@ CHAT = [
 ]
 
 
+class Unit(str, enum.Enum):
+    """A temperature unit."""
+
+    celsius = "celsius"
+    fahrenheit = "fahrenheit"
+
+
+@attrs.frozen
+class Place:
+    """A place."""
+
+    city: str = attrs.field(metadata={"description": "The city, e.g. Paris."})
+    country: str | None = None
+
+
+@attrs.frozen
+class GetWeather:
+    """Get the current weather in a place."""
+
+    place: Place
+    unit: Unit = Unit.celsius
+    days: int = 1
+    hourly: bool = False
+
+
+def get_time(timezone: str, twelve_hour: bool = False) -> str:
+    """Get the current time in a time zone.
+
+    :param timezone: An IANA time zone, e.g. Europe/Paris.
+    """
+    return timezone
+
+
+@attrs.frozen
+class Answer:
+    """An answer with its evidence."""
+
+    answer: str
+    confidence: float
+    kind: Literal["fact", "opinion"]
+    sources: list[Place]
+    scores: dict[str, int]
+    note: str | int | None = None
+
+
+async def _parse(pool: anyoai.Pool, h: Mapping[str, str]) -> Any:
+    """``parse``: Prism validates the request; its generated content is prose or random data,
+    not an :class:`Answer`, and that is reported as what it is (the request was accepted)."""
+    try:
+        return await pool.chat.completions.parse(
+            model="gpt-4o-2024-08-06",
+            messages=CHAT,
+            response_format=Answer,
+            tools=[GetWeather],
+            extra_headers=h,
+        )
+    except (anyoai.StructuredOutputError, anyoai.LengthFinishReasonError) as exc:
+        return exc.result  # the completion parsed; only its content is not an Answer
+
+
 async def _tool_round_trip(pool: anyoai.Pool, h: Mapping[str, str]) -> Any:
     call = {
         "id": "call_1",
@@ -130,6 +191,34 @@ ROWS: dict[str, list[Row]] = {
             ),
         ),
         Row("a tool call and its result sent back", _tool_round_trip),
+        Row(
+            "tools from an attrs class and a typed function",
+            lambda p, h: p.chat.completions.create(
+                model="gpt-4o",
+                messages=CHAT,
+                tools=[GetWeather, get_time, anyoai.tool(get_time, name="clock", strict=False)],
+                tool_choice="auto",
+                extra_headers=h,
+            ),
+        ),
+        Row(
+            "response_format from an attrs class",
+            lambda p, h: p.chat.completions.create(
+                model="gpt-4o-2024-08-06", messages=CHAT, response_format=Answer, extra_headers=h
+            ),
+        ),
+        Row(
+            "legacy functions with an attrs class as parameters",
+            lambda p, h: p.chat.completions.create(
+                model="gpt-3.5-turbo",
+                messages=CHAT,
+                functions=[
+                    {"name": "get_weather", "description": "The weather", "parameters": GetWeather},
+                    get_time,
+                ],
+                extra_headers=h,
+            ),
+        ),
         Row(
             "response_format json_schema",
             lambda p, h: p.chat.completions.create(
@@ -203,6 +292,7 @@ ROWS: dict[str, list[Row]] = {
         ),
         Row("stream with include_usage", _stream, stream=True),
     ],
+    "chat.completions.parse": [Row("an attrs class, with tools", _parse)],
     "completions.create": [
         Row(
             "plain",
@@ -312,6 +402,7 @@ NOT_IN_SPEC = {
 #: the spec path and method of each endpoint, for the documented error responses
 SPEC_OPERATIONS = {
     "chat.completions.create": ("/chat/completions", "post"),
+    "chat.completions.parse": ("/chat/completions", "post"),
     "completions.create": ("/completions", "post"),
     "embeddings.create": ("/embeddings", "post"),
     "embeddings.create_many": ("/embeddings", "post"),
@@ -397,8 +488,12 @@ async def test_request_is_valid_and_static_response_parses(
 
 
 #: endpoints whose answers are checked through another: create_many refuses a batch whose
-#: vector count differs from its input count, which random mock data always does
-DYNAMIC_THROUGH = {"embeddings.create_many": "embeddings.create"}
+#: vector count differs from its input count, which random mock data always does; parse gets
+#: the answers of create, and random content is not the requested class
+DYNAMIC_THROUGH = {
+    "embeddings.create_many": "embeddings.create",
+    "chat.completions.parse": "chat.completions.create",
+}
 
 
 @pytest.mark.parametrize("endpoint", sorted(set(ROWS) - set(DYNAMIC_THROUGH)))
