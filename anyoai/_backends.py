@@ -443,10 +443,16 @@ class Backend:
         provider = self.ad_token_provider
         if provider is not None and provider.token:
             headers.append((b"authorization", b"Bearer " + provider.token.encode()))
-        if request.body is not None:
+        body = request.body
+        if body is not None:
             headers.append((b"content-type", request.content_type.encode()))
-            headers.append((b"content-length", str(len(request.body)).encode()))
-        headers.append((b"accept", b"text/event-stream" if request.stream else b"application/json"))
+            length = len(body) if isinstance(body, bytes) else body.length
+            if length is None:
+                headers.append((b"transfer-encoding", b"chunked"))
+            else:
+                headers.append((b"content-length", str(length).encode()))
+        accept = request.accept or ("text/event-stream" if request.stream else "application/json")
+        headers.append((b"accept", accept.encode()))
         if request.idempotency_key:
             headers.append((b"idempotency-key", request.idempotency_key.encode()))
         if request.headers:

@@ -39,7 +39,7 @@ from ._errors import (
 )
 from ._headers import Headers
 from ._limits import Governor, Reservation, pause_hint
-from ._request import APIRequest
+from ._request import APIRequest, BodySource
 from ._retry import RetryPolicy, parse_retry_after
 from ._selection import BackendPool
 from ._tokens import ensure_encoding, estimate_request
@@ -326,7 +326,7 @@ class Dispatcher:
                     backend.origin,
                     backend.target(request),
                     backend.request_headers(request),
-                    request.body,
+                    request.body.open if isinstance(request.body, BodySource) else request.body,
                     timeout,
                     on_send=mark_sent,
                 )

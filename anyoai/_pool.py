@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
@@ -36,12 +36,15 @@ from ._limits import Governor, Limits, PoolLimits
 from ._request import APIRequest, Reply
 from ._retry import RetryPolicy
 from ._selection import BackendPool, BackendStatus, FailoverPolicy, Strategy
+from .resources.batches import Batches
 from .resources.chat import Chat
 from .resources.completions import Completions
 from .resources.edits import Edits
 from .resources.embeddings import Embeddings
+from .resources.files import Files, Uploads
 from .resources.models import Models
 from .resources.moderations import Moderations
+from .storage import Storage
 from .types._base import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:
@@ -69,6 +72,9 @@ class _Client:
         self.models = Models(self)
         self.moderations = Moderations(self)
         self.edits = Edits(self)
+        self.files = Files(self)
+        self.uploads = Uploads(self)
+        self.batches = Batches(self)
 
     @property
     def raise_on_content_filter(self) -> bool:
@@ -96,6 +102,17 @@ class _Client:
             settle_tokens=exchange.settle,
             report=exchange.report,
         )
+
+    @property
+    def storage(self) -> Storage:
+        """Object storage by URL (``s3://``, ``gs://``, ``az://``, ``minio://``, paths,
+        ``memory://``), its stores cached per bucket: see :mod:`anyoai.storage`."""
+        return self._root._storage
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]], name: str) -> None:
+        """Run *fn* in the pool's task group; it is cancelled when the pool closes."""
+        self._root._check_usable()
+        self._root._task_group.start_soon(fn, name=name)
 
     async def open_stream(self, request: APIRequest) -> Exchange:
         """Send a streamed request; return the exchange, its response head read, body not.
@@ -138,7 +155,9 @@ class Pool(_Client):
         dispatcher: Dispatcher,
         task_group: anyio.abc.TaskGroup,
         raise_on_content_filter: bool = True,
+        storage: Storage | None = None,
     ) -> None:
+        self._storage = storage if storage is not None else Storage()
         super().__init__(None, dispatcher, None)
         self._settings = settings
         self._task_group = task_group
@@ -309,6 +328,7 @@ async def open_pool(
     failover: FailoverPolicy | None = None,
     raise_on_content_filter: bool = True,
     ssl_context: ssl.SSLContext | None = None,
+    storage: Storage | Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool of connections and backends; close everything when the block ends.
 
@@ -349,6 +369,9 @@ async def open_pool(
     :param raise_on_content_filter: raise :class:`ContentFilterError` when an answer ends with
         ``finish_reason="content_filter"`` (the partial result is on the exception).
     :param ssl_context: TLS settings (default: certifi's CA bundle).
+    :param storage: ``pool.storage``: a :class:`~anyoai.storage.Storage`, or its options per
+        scheme or bucket (``{"s3": {"region": "eu-west-1"}, "minio": {"endpoint": ...}}``);
+        by default credentials come from the environment.
     :raises ConfigurationError: for a missing API key or a malformed setting, naming it.
     """
     explicit: dict[str, Any] = {
@@ -421,6 +444,9 @@ async def open_pool(
                 dispatcher=dispatcher,
                 task_group=task_group,
                 raise_on_content_filter=raise_on_content_filter,
+                storage=storage
+                if isinstance(storage, Storage) or storage is None
+                else Storage(storage),
             )
             try:
                 yield pool

@@ -6,14 +6,14 @@ any backend) sends the same bytes with the same idempotency key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import attrs
 
 from ._config import Timeout
 
-__all__ = ["APIRequest", "Reply", "RequestOptions"]
+__all__ = ["APIRequest", "BodySource", "Reply", "RequestOptions"]
 
 
 @attrs.frozen(kw_only=True)
@@ -28,30 +28,49 @@ class RequestOptions:
 
 
 @attrs.frozen(kw_only=True)
+class BodySource:
+    """A request body streamed rather than held in memory (a file upload read from storage).
+
+    :ivar open: makes a new iterator over the body's bytes; every attempt calls it again.
+    :ivar length: the body's size in bytes (sent as ``Content-Length``), or ``None`` to send it
+        with chunked transfer encoding.
+    :ivar replayable: whether :attr:`open` can be called more than once; a one-shot body is not
+        retried once it has started to go out.
+    """
+
+    open: Callable[[], AsyncIterator[bytes]]
+    length: int | None
+    replayable: bool = True
+
+
+@attrs.frozen(kw_only=True)
 class APIRequest:
     """An HTTP request in backend-neutral form.
 
     :ivar method: ``"GET"``, ``"POST"`` or ``"DELETE"``.
     :ivar path: the path under the API root, e.g. ``"/chat/completions"`` (the backend adds its
         base path, or Azure's ``/openai/deployments/{deployment}``).
-    :ivar body: the encoded body, or ``None``.
+    :ivar body: the encoded body, a :class:`BodySource` streaming it, or ``None``.
     :ivar content_type: the body's media type.
     :ivar model: the model the request is for, used to pick and address a backend.
     :ivar deployment_scoped: whether Azure serves this path under a deployment.
-    :ivar stream: whether the answer is a server-sent-events stream.
+    :ivar stream: whether the answer's body is read by the caller, as it arrives (a
+        server-sent-events stream, or a download when :attr:`accept` says so).
+    :ivar accept: the ``Accept`` header (default: by :attr:`stream`, SSE or JSON).
     :ivar payload: the body as data (before encoding), for estimating its token cost.
     :ivar idempotency_key: sent as ``Idempotency-Key`` on every attempt.
     """
 
     method: str
     path: str
-    body: bytes | None = None
+    body: bytes | BodySource | None = None
     content_type: str = "application/json"
     query: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
     model: str | None = None
     deployment_scoped: bool = False
     stream: bool = False
+    accept: str | None = None
     payload: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
     timeout: Timeout | None = None

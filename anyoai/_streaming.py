@@ -40,6 +40,7 @@ __all__ = [
     "AccumulatingStream",
     "Accumulator",
     "AsyncStream",
+    "ByteStream",
     "ChatCompletionStream",
     "CompletionStream",
 ]
@@ -363,3 +364,83 @@ class CompletionStream(AccumulatingStream[Completion, Completion]):
     def __init__(self, exchange: Exchange, **kwargs: Any) -> None:
         super().__init__(exchange, **kwargs)
         self.accumulator = CompletionAccumulator()
+
+
+class ByteStream:
+    """The raw bytes of a response, streamed (a file's content): ``async for chunk in it``.
+
+    Use ``async with`` (or :meth:`aclose`) so the connection is released if you stop early; read
+    to the end, it goes back to the pool for reuse.
+
+    :ivar size: the ``Content-Length`` the server announced, if any.
+    """
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._response = exchange.response
+        self._meta = exchange.meta()
+        length = self._meta.headers.get("content-length")
+        self.size: int | None = int(length) if length and length.isdigit() else None
+        self._finished = False
+
+    @property
+    def meta(self) -> ResponseMeta:
+        """The exchange: headers, request id, backend, attempts."""
+        return self._meta
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (lower-case names)."""
+        return self._meta.headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for this request."""
+        return self._meta.request_id
+
+    @property
+    def closed(self) -> bool:
+        """Whether the body has been read to its end or the stream closed."""
+        return self._finished
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._finished:
+            try:
+                data = await self._response.read_chunk()
+            except BaseException:
+                await self.aclose()
+                raise
+            if data:
+                return data
+            await self.aclose()  # the whole body arrived: the connection can be reused
+        raise StopAsyncIteration
+
+    async def read(self) -> bytes:
+        """The rest of the body, in memory (for small files)."""
+        return b"".join([chunk async for chunk in self])
+
+    async def aclose(self) -> None:
+        """Release the connection (closed unless the body was read to its end). Idempotent."""
+        self._finished = True
+        try:
+            await self._response.aclose()
+        finally:
+            self._exchange.finish()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._finished else "open"
+        return f"<ByteStream {state} size={self.size}>"

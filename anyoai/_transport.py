@@ -84,6 +84,28 @@ def map_transport_errors() -> Iterator[None]:
         raise APIConnectionError(f"unsupported protocol: {exc}") from exc
 
 
+class _BodyError(Exception):
+    """An exception raised by a streamed request body's own source (a storage read, a
+    caller's iterable), carried through httpcore so that it is not taken for a connection
+    error: it is raised unchanged, and the request is not sent again."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except Exception as exc:
+        raise _BodyError(exc) from exc
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 class _Waiter:
     """A request waiting for a connection; woken with one (``conn``) or with a free slot."""
 
@@ -445,7 +467,7 @@ class Transport:
         origin: Origin,
         target: bytes,
         headers: Headers,
-        body: bytes | None,
+        body: bytes | Callable[[], AsyncIterator[bytes]] | None,
         timeout: Timeout,
         on_send: Callable[[], None] | None = None,
     ) -> Response:
@@ -453,27 +475,30 @@ class Transport:
 
         The caller must read the body (:meth:`Response.aread`) or close the response.
         *on_send* is called once a connection is checked out, just before the request is
-        written (until then, nothing has reached the server).
+        written (until then, nothing has reached the server). A streamed *body* is a callable
+        making a new iterator of its bytes, called for each time it is sent.
 
         :raises APIConnectionError: the connection failed before a response head arrived.
         :raises APITimeoutError: a connect, write, read or pool timeout expired.
         :raises PoolClosedError: the transport was closed.
         """
         hc = self._httpcore
-        request = hc.Request(
-            method,
-            hc.URL(scheme=origin[0], host=origin[1], port=origin[2], target=target),
-            headers=headers,
-            content=body,
-            extensions={"timeout": timeout.as_extensions()},
-        )
+        url = hc.URL(scheme=origin[0], host=origin[1], port=origin[2], target=target)
+        extensions = {"timeout": timeout.as_extensions()}
         for attempt in (1, 2):
+            content = _guarded(body()) if callable(body) else body
+            request = hc.Request(
+                method, url, headers=headers, content=content, extensions=extensions
+            )
             lease = await self._checkout(origin, timeout.pool)
             if on_send is not None:
                 on_send()
             try:
                 with map_transport_errors():
                     raw = await lease.conn.handle_async_request(request)
+            except _BodyError as exc:
+                await self._release(lease)  # half a request went out: the connection closes
+                raise exc.cause from None
             except APIConnectionError as exc:
                 await self._release(lease)
                 if (

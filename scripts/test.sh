@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs every check on a fresh machine: installs tox in a private
-# virtualenv (.venv-tox), then runs tox's default environments (lint, type, tests, docs,
-# conformance). The conformance environment installs Prism with npm and llama-cpp-python
-# with pip (it compiles from source the first time: several minutes).
+# virtualenv (.venv-tox), then runs tox's default environments (lint, type, tests, storage,
+# docs, conformance). The storage environment installs the object-storage emulators: moto and
+# fake-gcs-server with pip, Azurite with npm (tests/storage/package-lock.json). The conformance
+# environment installs Prism with npm and llama-cpp-python with pip (it compiles from source
+# the first time: several minutes).
 # Data shared with other projects is found through environment variables (see README):
 #   ANYOAI_RECORDINGS   folder of recorded OpenAI/Azure exchanges (real-traffic tests)
 #   TIKTOKEN_CACHE_DIR  tiktoken's encodings, for offline token counting

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._errors import InvalidParameterError
@@ -16,6 +16,7 @@ from ..types.params import RequestOptions as RequestOptionsParams
 
 if TYPE_CHECKING:
     from .._dispatch import Exchange
+    from ..storage import Storage
 
 
 class Sender(Protocol):
@@ -30,6 +31,13 @@ class Sender(Protocol):
 
     async def open_stream(self, request: APIRequest) -> Exchange:
         """Send a streamed request; return its exchange."""
+
+    @property
+    def storage(self) -> Storage:
+        """The pool's object storage (stores cached per bucket)."""
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]], name: str) -> None:
+        """Run *fn* in the pool's task group (work that belongs to the pool's lifetime)."""
 
 
 __all__ = ["Resource"]

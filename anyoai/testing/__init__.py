@@ -1,8 +1,9 @@
 """A fake OpenAI API server on loopback, for tests (this project's and yours).
 
 A real HTTP/1.1 server (anyio + h11, under asyncio or trio) that answers the chat completions,
-completions, embeddings, models, moderations and edits endpoints with deterministic bodies shaped
-like the OpenAI API's, records every request, and injects faults: error statuses, latency,
+completions, embeddings, models, moderations and edits endpoints, and the Files, Uploads and
+Batch APIs, with deterministic bodies shaped like the OpenAI API's, records every request, and
+injects faults: error statuses, latency,
 connections dropped before the headers or in the middle of a body or stream, malformed JSON,
 error events in streams.
 
@@ -14,6 +15,19 @@ error events in streams.
         server.add_fault(Fault(status=429, retry_after=1), path="/chat/completions")
         ...  # point the client at server.url ("http://127.0.0.1:PORT/v1")
         assert server.requests[-1].json["model"] == "gpt-4o-mini"
+
+It also keeps files, uploads and batches for its lifetime: the Files API (multipart uploads,
+lists, content), the Uploads API, and a Batch API whose batches move one step at every
+retrieval and run their requests through the server's own endpoints::
+
+    async with FakeServer() as server:
+        ...  # POST /v1/files, POST /v1/batches, then GET /v1/batches/{id} three times
+        assert server.batches["batch_fake_000002"].status == "completed"
+        output = server.files[server.batches["batch_fake_000002"].output_file_id].data
+
+A batch created with ``metadata={"fake_outcome": "expired"}`` expires instead of running
+(``"failed"``: it fails validation); ``FakeServer(max_file_bytes=...)`` lowers the 512 MiB
+limit on files.
 
 A single request can carry its own fault in the ``x-fake-fault`` header, a JSON object of
 :class:`Fault` fields. Blocking tests use :func:`run_in_thread`. From a shell::
@@ -59,12 +73,17 @@ from .._waits import set_testing
 from ._app import RecordedRequest
 from ._ratelimit import RateLimitStats
 from ._server import FakeServer, Fault, run_in_thread
+from ._state import StoredBatch, StoredFile, StoredPart, StoredUpload
 
 __all__ = [
     "FakeServer",
     "Fault",
     "RateLimitStats",
     "RecordedRequest",
+    "StoredBatch",
+    "StoredFile",
+    "StoredPart",
+    "StoredUpload",
     "run_in_thread",
     "set_testing",
 ]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._server import FakeServer
+from ._server import DEFAULT_MAX_FILE_BYTES, FakeServer
 
 
 def _deployment(text: str) -> tuple[str, str]:
@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         "--ad-token", default=None, help="with --azure: accept this Azure AD bearer token"
     )
     parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=DEFAULT_MAX_FILE_BYTES,
+        help="the largest file POST /v1/files accepts (default 512 MiB)",
+    )
+    parser.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to use"
     )
     parser.add_argument("--verbose", action="store_true", help="log every connection event")
@@ -105,6 +111,7 @@ async def _serve(args: argparse.Namespace) -> None:
         api_version=args.api_version,
         deployments=dict(args.deployment) if args.deployment is not None else None,
         ad_token=args.ad_token,
+        max_file_bytes=args.max_file_bytes,
     )
     async with server:
         print(server.url, flush=True)

@@ -4,15 +4,20 @@ Nothing here does I/O. :class:`FakeApp` takes a :class:`RecordedRequest` and a s
 and returns a :class:`Reply` (a JSON body, or the list of server-sent events of a stream); the
 HTTP layer in :mod:`anyoai.testing._server` puts it on the wire and applies wire-level faults.
 
-Endpoints live in a route table (:data:`DEFAULT_ROUTES`): a later endpoint (files, batches, ...)
-is one more :class:`Route`, added there or with :meth:`FakeApp.add_route`. Azure OpenAI's
-deployment paths are the route table of :class:`~anyoai.testing._azure.AzureApp`.
+Endpoints live in a route table (:data:`DEFAULT_ROUTES`): a later endpoint is one more
+:class:`Route`, added there or with :meth:`FakeApp.add_route`. Azure OpenAI's deployment paths are
+the route table of :class:`~anyoai.testing._azure.AzureApp`. The Files and Uploads APIs
+(:mod:`anyoai.testing._files`) and the Batch API (:mod:`anyoai.testing._batches`) have modules of
+their own, and keep their objects in the app's :class:`~anyoai.testing._state.AppState`: the
+only state that outlives a request.
 
 Determinism
     Every answer is a pure function of the request, except ids and timestamps, which come from
     the request's sequence number ``seq`` (1 for the first request the server received):
     ids are ``<prefix>-fake-<seq:06d>`` (``chatcmpl-fake-000001``) and ``created`` is
-    ``1700000000 + seq``.
+    ``1700000000 + seq``. Objects the server makes on its own (a batch's requests, its output
+    files) take sequence numbers of their own from the same counter
+    (:meth:`AppState.next_seq <anyoai.testing._state.AppState.next_seq>`), so ids never repeat.
 
 Tokens
     The fake "tokenizer" counts whitespace-separated words: ``len(text.split())``. Streams send
@@ -35,10 +40,12 @@ import random
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import unquote
 
 import attrs
+
+from ._state import AppState
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -57,6 +64,7 @@ __all__ = [
     "error_reply",
     "json_reply",
     "mask_key",
+    "request_id",
     "stream_reply",
 ]
 
@@ -101,7 +109,8 @@ class RecordedRequest:
     :ivar query: the query parameters, decoded; the last value wins for a repeated name.
     :ivar headers: the headers, names in lower case; repeated headers are joined with ``", "``.
     :ivar body: the body, de-chunked.
-    :ivar json: the body parsed as JSON, or ``None`` when it is empty or not JSON.
+    :ivar json: the body parsed as JSON, or ``None`` when it is empty, not JSON, or a
+        ``multipart/*`` body (never parsed, however large).
     """
 
     method: str
@@ -246,6 +255,11 @@ def error_reply(
     return json_reply(body, status=status, headers=headers)
 
 
+def request_id(seq: int) -> str:
+    """The ``x-request-id`` of the server's *seq*-th request: ``req_<seq in 12 hex digits>``."""
+    return f"req_{seq:012x}"
+
+
 def mask_key(key: str) -> str:
     """Mask an API key for an error message: ``sk-...abcd``; short keys are hidden entirely."""
     if len(key) < 12:
@@ -260,11 +274,13 @@ class AppConfig:
     :ivar models: the ids ``GET /v1/models`` lists.
     :ivar embedding_dimensions: the vector length when a request gives no ``dimensions``.
     :ivar api_key: when set, every request must carry ``Authorization: Bearer <api_key>``.
+    :ivar max_file_bytes: the largest file ``POST /v1/files`` accepts (512 MiB by default).
     """
 
     models: tuple[str, ...] = DEFAULT_MODELS
     embedding_dimensions: int = 16
     api_key: str | None = None
+    max_file_bytes: int = 512 * 1024 * 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -273,12 +289,27 @@ class RequestContext:
 
     :ivar params: the route's path parameters, percent-decoded.
     :ivar seq: the request's sequence number (1 for the first request the server received).
+    :ivar app: the app answering, for handlers that need more than the request (its
+        :attr:`~FakeApp.state`, or its routes to run a batch's requests); ``None`` for a context
+        made by hand, which only the stateless endpoints accept.
     """
 
     request: RecordedRequest
     params: Mapping[str, str]
     seq: int
     config: AppConfig
+    app: FakeApp | None = None
+
+    @property
+    def state(self) -> AppState:
+        """The app's server-lifetime :class:`~anyoai.testing._state.AppState`."""
+        return self.require_app().state
+
+    def require_app(self) -> FakeApp:
+        """:attr:`app`, or ``RuntimeError`` for a context that has none."""
+        if self.app is None:
+            raise RuntimeError("this endpoint needs a RequestContext made by a FakeApp")
+        return self.app
 
     @property
     def created(self) -> int:
@@ -357,11 +388,33 @@ class FakeApp:
 
     :param config: the server's settings.
     :param routes: the route table; :data:`DEFAULT_ROUTES` unless given.
+    :param state: the files, uploads and batches; a new, empty :class:`AppState` unless given.
+
+    :ivar state: the server-lifetime state (see :mod:`anyoai.testing._state`).
     """
 
-    def __init__(self, config: AppConfig, routes: Iterable[Route] | None = None) -> None:
+    #: The endpoints a batch may name (``CreateBatchRequest.endpoint``); a batch can only use
+    #: those the route table answers (:meth:`batch_target`).
+    batch_endpoints: ClassVar[tuple[str, ...]] = (
+        "/v1/responses",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/completions",
+        "/v1/moderations",
+        "/v1/images/generations",
+        "/v1/images/edits",
+        "/v1/videos",
+    )
+
+    def __init__(
+        self,
+        config: AppConfig,
+        routes: Iterable[Route] | None = None,
+        state: AppState | None = None,
+    ) -> None:
         self.config = config
         self.routes: list[Route] = list(DEFAULT_ROUTES if routes is None else routes)
+        self.state = AppState() if state is None else state
 
     def add_route(self, method: str, template: str, handler: Handler) -> None:
         """Add an endpoint (it takes precedence over existing routes with the same template)."""
@@ -371,11 +424,45 @@ class FakeApp:
         """Answer *request*, the server's ``seq``-th. Never raises :class:`EndpointError`."""
         try:
             self._authenticate(request)
-            route, params = self._route(request)
-            context = RequestContext(request=request, params=params, seq=seq, config=self.config)
-            return route.handler(context)
         except EndpointError as error:
             return error.reply()
+        return self.execute(request, seq)
+
+    def execute(self, request: RecordedRequest, seq: int) -> Reply:
+        """Answer *request* as :meth:`handle` does, without checking its credentials.
+
+        The Batch API runs the requests of a batch through it. Never raises
+        :class:`EndpointError`.
+        """
+        self.state.observe(seq)
+        try:
+            route, params = self._route(request)
+            return route.handler(self.context(request, params, seq))
+        except EndpointError as error:
+            return error.reply()
+
+    def context(
+        self, request: RecordedRequest, params: Mapping[str, str], seq: int
+    ) -> RequestContext:
+        """The :class:`RequestContext` a handler of this app gets."""
+        return RequestContext(request=request, params=params, seq=seq, config=self.config, app=self)
+
+    def answers(self, method: str, path: str) -> bool:
+        """Whether a route of the table matches *method* and *path*."""
+        method = method.upper()
+        return any(
+            route.method == method and route.match(path) is not None for route in self.routes
+        )
+
+    def batch_target(
+        self, endpoint: str, body: Mapping[str, Any], query: Mapping[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """Where a batch sends a request for *endpoint*: its path and query parameters.
+
+        *body* is the request's body and *query* the query of the request that runs the batch.
+        The OpenAI API: the endpoint itself (``/v1/chat/completions``), no query.
+        """
+        return endpoint, {}
 
     def response_headers(self, seq: int) -> Sequence[tuple[str, str]]:
         """Headers the server adds to every answer of request *seq*, errors and faults included.
@@ -1477,6 +1564,10 @@ def edits(ctx: RequestContext) -> Reply:
     return attrs.evolve(answer, cost=cost)
 
 
+# The Files, Uploads and Batch APIs build on this module: they are imported once it is complete.
+from ._batches import BATCH_ROUTES  # noqa: E402
+from ._files import FILE_ROUTES  # noqa: E402
+
 #: The endpoints every :class:`FakeApp` starts with.
 DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/v1/chat/completions", chat_completions),
@@ -1487,4 +1578,6 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
     Route("DELETE", "/v1/models/{model:path}", delete_model),
     Route("POST", "/v1/moderations", moderations),
     Route("POST", "/v1/edits", edits),
+    *FILE_ROUTES,
+    *BATCH_ROUTES,
 )

@@ -6,8 +6,17 @@ OpenAI endpoints of :mod:`anyoai.testing._app` for the bodies and adding what Az
 
 Paths (:data:`AZURE_ROUTES`)
     ``POST /openai/deployments/{deployment}/chat/completions``, ``.../completions`` and
-    ``.../embeddings``; ``GET /openai/models`` and ``GET /openai/models/{id}``. Anything else
-    (the OpenAI ``/v1/...`` paths included) is a 404 ``Resource not found``.
+    ``.../embeddings``; ``GET /openai/models`` and ``GET /openai/models/{id}``; the Files,
+    Uploads and Batch APIs under ``/openai/files``, ``/openai/uploads`` and ``/openai/batches``
+    (the OpenAI endpoints of :mod:`anyoai.testing._files` and :mod:`anyoai.testing._batches`,
+    same bodies). Anything else (the OpenAI ``/v1/...`` paths included) is a 404 ``Resource
+    not found``.
+
+Batches
+    A batch names ``/chat/completions``, ``/completions`` or ``/embeddings`` as its endpoint
+    (and as the ``url`` of its lines), and each line's ``body.model`` is a deployment: the
+    request runs as ``POST /openai/deployments/{model}{endpoint}`` with the ``api-version`` of
+    the retrieval that runs the batch (an unknown deployment is a 404 in the error file).
 
 Checks, in this order
     the path (404 ``Resource not found``); the ``api-version`` query parameter (missing: 404
@@ -32,7 +41,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+from urllib.parse import quote
 
 import attrs
 
@@ -53,6 +63,8 @@ from ._app import (
     embeddings,
     json_reply,
 )
+from ._batches import BATCH_ROUTES
+from ._files import FILE_ROUTES
 
 __all__ = [
     "AZURE_ROUTES",
@@ -353,12 +365,17 @@ def azure_retrieve_model(ctx: RequestContext) -> Reply:
 
 #: The endpoints of an :class:`AzureApp`. A route with a ``{deployment}`` parameter is
 #: deployment-scoped: its handler finds the deployment's model in ``ctx.params["model"]``.
+#: The files, uploads and batches routes are OpenAI's, ``/v1`` replaced by ``/openai``.
 AZURE_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/openai/deployments/{deployment}/chat/completions", azure_chat_completions),
     Route("POST", "/openai/deployments/{deployment}/completions", azure_completions),
     Route("POST", "/openai/deployments/{deployment}/embeddings", azure_embeddings),
     Route("GET", "/openai/models", azure_list_models),
     Route("GET", "/openai/models/{model:path}", azure_retrieve_model),
+    *(
+        Route(route.method, "/openai" + route.template.removeprefix("/v1"), route.handler)
+        for route in (*FILE_ROUTES, *BATCH_ROUTES)
+    ),
 )
 
 
@@ -444,6 +461,13 @@ class AzureApp(FakeApp):
     :param routes: the route table; :data:`AZURE_ROUTES` unless given.
     """
 
+    #: The endpoints an Azure batch may name (the ``url`` of its lines too).
+    batch_endpoints: ClassVar[tuple[str, ...]] = (
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+    )
+
     def __init__(
         self, config: AppConfig, azure: AzureConfig, routes: Iterable[Route] | None = None
     ) -> None:
@@ -459,10 +483,32 @@ class AzureApp(FakeApp):
 
     def handle(self, request: RecordedRequest, seq: int) -> Reply:
         """Answer *request*, the server's ``seq``-th. Never raises :class:`EndpointError`."""
+        return self._respond(request, seq, authenticate=True)
+
+    def execute(self, request: RecordedRequest, seq: int) -> Reply:
+        """Answer *request* as :meth:`handle` does, without checking its credentials."""
+        return self._respond(request, seq, authenticate=False)
+
+    def batch_target(
+        self, endpoint: str, body: Mapping[str, Any], query: Mapping[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """A batch's request goes to its ``body.model`` deployment, with the ``api-version``
+        of *query* (the retrieval that runs the batch)."""
+        model = body.get("model")
+        deployment = quote(model, safe="") if isinstance(model, str) else ""
+        version = query.get("api-version")
+        return (
+            f"/openai/deployments/{deployment}{endpoint}",
+            {"api-version": version} if version is not None else {},
+        )
+
+    def _respond(self, request: RecordedRequest, seq: int, *, authenticate: bool) -> Reply:
+        self.state.observe(seq)
         try:
             route, params = self._route(request)
             self._check_api_version(request)
-            self._authenticate(request)
+            if authenticate:
+                self._authenticate(request)
             if "deployment" in params:
                 model = self.azure.deployments.get(params["deployment"])
                 if model is None:
@@ -477,8 +523,7 @@ class AzureApp(FakeApp):
                         },
                     )
                 params["model"] = model
-            context = RequestContext(request=request, params=params, seq=seq, config=self.config)
-            return route.handler(context)
+            return route.handler(self.context(request, params, seq))
         except EndpointError as error:
             return error.reply()
 

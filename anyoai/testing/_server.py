@@ -5,6 +5,11 @@
 asks :class:`~anyoai.testing._app.FakeApp` for the answer, has the rate limiter
 (:mod:`anyoai.testing._ratelimit`) admit it, and writes it: with ``Content-Length``, or chunked
 for streams. :class:`Fault` scripts what should go wrong on the way.
+
+Large bodies (file uploads and downloads of tens of MiB) go through without extra copies: a
+request body is kept once (in :attr:`RecordedRequest.body
+<anyoai.testing._app.RecordedRequest.body>`, not parsed as JSON when it is multipart), and a
+large answer is written straight from its bytes.
 """
 
 from __future__ import annotations
@@ -29,9 +34,19 @@ import attrs
 import h11
 
 from .._compat import TypedDict, Unpack
-from ._app import DEFAULT_MODELS, AppConfig, FakeApp, RecordedRequest, Reply, dumps, error_reply
+from ._app import (
+    DEFAULT_MODELS,
+    AppConfig,
+    FakeApp,
+    RecordedRequest,
+    Reply,
+    dumps,
+    error_reply,
+    request_id,
+)
 from ._azure import DEFAULT_DEPLOYMENTS, AzureApp, AzureConfig
 from ._ratelimit import Limiter, RateLimitStats
+from ._state import StoredBatch, StoredFile, StoredUpload
 
 __all__ = ["FAULT_HEADER", "FakeServer", "Fault", "run_in_thread"]
 
@@ -41,6 +56,10 @@ logger = logging.getLogger("anyoai.testing")
 FAULT_HEADER: Final = "x-fake-fault"
 
 _RECEIVE_SIZE: Final = 65536
+# an answer body above this is sent on its own, straight from its bytes
+_INLINE_BODY: Final = 1 << 20
+#: The largest file ``POST /v1/files`` accepts unless told otherwise: 512 MiB.
+DEFAULT_MAX_FILE_BYTES: Final = 512 * 1024 * 1024
 # while an answer is delayed or streamed, read at most this much of what the client pipelines
 _WATCH_LIMIT: Final = 1 << 20
 _DISCONNECTS: Final = (
@@ -284,7 +303,9 @@ def _record(event: h11.Request, body: bytes) -> RecordedRequest:
         value = _decode(raw_value)
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     parsed: Any = None
-    if body.strip():
+    # a multipart body (a file upload, possibly large) is never JSON: do not decode it
+    multipart = headers.get("content-type", "").lstrip().lower().startswith("multipart/")
+    if body and not multipart and not body.isspace():
         try:
             parsed = json.loads(body)
         except (ValueError, RecursionError):
@@ -384,6 +405,12 @@ class FakeServer:
     Azure's content-filter results and its ``apim-request-id`` and ``x-ms-region`` headers.
     Rate limits, faults, latency and recording work as for OpenAI.
 
+    **Files, uploads and batches** (:mod:`anyoai.testing._files`,
+    :mod:`anyoai.testing._batches`) keep their objects for the server's lifetime: read them
+    with :attr:`files`, :attr:`uploads` and :attr:`batches`. A batch moves one step along its
+    lifecycle at every ``GET /v1/batches/{id}`` and runs its requests through the server's own
+    endpoints; ``metadata={"fake_outcome": "expired"}`` (or ``"failed"``) scripts its end.
+
     **Outages**: :meth:`go_down` stops listening and drops every connection (new ones are
     refused) until :meth:`come_up` listens again on the same port, so a client's failover and
     recovery can be tested. Recorded requests, pending faults and the rate limits are kept.
@@ -409,6 +436,8 @@ class FakeServer:
         (:attr:`DEFAULT_DEPLOYMENTS` by default). Answers name the deployment's model.
     :param ad_token: with *azure*, an Azure AD (Entra ID) token accepted as
         ``Authorization: Bearer <ad_token>``, instead of or besides *api_key*.
+    :param max_file_bytes: the largest file ``POST /v1/files`` accepts (512 MiB by default);
+        a larger one gets a 400 that names the limit.
 
     :ivar host: the address it listens on.
     :ivar port: the port it listens on (the requested one until entry).
@@ -440,6 +469,7 @@ class FakeServer:
         api_version: str | None = None,
         deployments: Mapping[str, str] | None = None,
         ad_token: str | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         if not azure and (api_version, deployments, ad_token) != (None, None, None):
             raise ValueError("api_version, deployments and ad_token need azure=True")
@@ -455,6 +485,10 @@ class FakeServer:
             raise ValueError("rate_limit_period must be a number of seconds > 0")
         if not _is_number(latency):
             raise ValueError("latency must be a number of seconds >= 0")
+        if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int):
+            raise TypeError("max_file_bytes must be an integer")
+        if max_file_bytes < 1:
+            raise ValueError("max_file_bytes must be >= 1")
         self.host = host
         self.port = port
         self.stream_chunk_delay = float(stream_chunk_delay)
@@ -463,7 +497,10 @@ class FakeServer:
         self.requests: list[RecordedRequest] = []
         self.azure = bool(azure)
         config = AppConfig(
-            models=tuple(models), embedding_dimensions=embedding_dimensions, api_key=api_key
+            models=tuple(models),
+            embedding_dimensions=embedding_dimensions,
+            api_key=api_key,
+            max_file_bytes=max_file_bytes,
         )
         self.app: FakeApp
         if self.azure:
@@ -479,7 +516,6 @@ class FakeServer:
         self._requested_port = port
         self._lock = threading.Lock()
         self._faults: list[_PendingFault] = []
-        self._seq = 0
         self._open = 0
         self._connections: set[_Connection] = set()
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -541,10 +577,34 @@ class FakeServer:
         with self._lock:
             self._faults.append(pending)
 
+    @property
+    def files(self) -> Mapping[str, StoredFile]:
+        """The files the server holds, by id, oldest first: a read-only snapshot.
+
+        Uploaded ones, those completed uploads made, and batch output and error files (purpose
+        ``batch_output``); each with its ``data``, ``purpose`` and ``filename``. Safe to read
+        from any thread.
+        """
+        return self.app.state.files
+
+    @property
+    def uploads(self) -> Mapping[str, StoredUpload]:
+        """The uploads, by id, oldest first (with ``status``, ``parts``, ``file``): a snapshot."""
+        return self.app.state.uploads
+
+    @property
+    def batches(self) -> Mapping[str, StoredBatch]:
+        """The batches, by id, oldest first, as they are now: a read-only snapshot.
+
+        Reading them does not move them on (only ``GET /v1/batches/{id}`` does).
+        """
+        return self.app.state.batches
+
     def clear(self) -> None:
         """Forget the recorded requests, the pending faults and the rate-limit statistics.
 
-        Ids keep counting up, and the rate-limit buckets keep their levels.
+        Ids keep counting up, the rate-limit buckets keep their levels, and the files, uploads
+        and batches stay.
         """
         with self._lock:
             self.requests.clear()
@@ -826,8 +886,7 @@ class FakeServer:
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         with self._lock:
-            self._seq += 1
-            seq = self._seq
+            seq = self.app.state.next_seq()
         status = exc.error_status_hint
         reply = error_reply(status, f"Could not read the HTTP request: {exc}")
         headers = self._headers(reply, seq, 0, None)
@@ -849,8 +908,7 @@ class FakeServer:
         started = anyio.current_time()
         request = _record(event, body)
         with self._lock:
-            self._seq += 1
-            seq = self._seq
+            seq = self.app.state.next_seq()
             self.requests.append(request)
         fault, reply = self._fault_for(request)
         if (
@@ -940,7 +998,7 @@ class FakeServer:
         merged: dict[str, tuple[str, str]] = {}
         for name, value in reply.headers:
             merged[name.lower()] = (name, value)
-        merged["x-request-id"] = ("x-request-id", f"req_{seq:012x}")
+        merged["x-request-id"] = ("x-request-id", request_id(seq))
         merged["openai-version"] = ("openai-version", "2020-10-01")
         merged["openai-processing-ms"] = ("openai-processing-ms", str(elapsed_ms))
         for name, value in self.app.response_headers(seq):
@@ -1011,7 +1069,13 @@ class FakeServer:
             return False
         data = _encode(conn, response)
         if body and method != "HEAD":
-            data += _encode(conn, h11.Data(data=body))
+            if len(body) <= _INLINE_BODY:
+                data += _encode(conn, h11.Data(data=body))
+            else:  # a large body (a file's content): no joined or concatenated copy of it
+                await stream.send(data)
+                data = b""
+                for piece in conn.send_with_data_passthrough(h11.Data(data=body)) or ():
+                    await stream.send(piece)
         await stream.send(data + _encode(conn, h11.EndOfMessage()))
         return True
 
@@ -1080,6 +1144,7 @@ class _ServerOptions(TypedDict, total=False):
     api_version: str | None
     deployments: Mapping[str, str] | None
     ad_token: str | None
+    max_file_bytes: int
 
 
 def run_in_thread(
@@ -1095,8 +1160,9 @@ def run_in_thread(
     The keyword arguments are :class:`FakeServer`'s. The thread runs its own event loop (anyio,
     asyncio backend); entering waits until the server listens, leaving stops it and joins the
     thread. :meth:`FakeServer.add_fault`, :meth:`FakeServer.clear`,
-    :meth:`FakeServer.rate_limit_stats` and :attr:`FakeServer.requests` are safe to use from the
-    calling thread; so are :meth:`FakeServer.go_down_blocking` and
+    :meth:`FakeServer.rate_limit_stats`, :attr:`FakeServer.requests`, :attr:`FakeServer.files`,
+    :attr:`FakeServer.uploads` and :attr:`FakeServer.batches` are safe to use from the calling
+    thread; so are :meth:`FakeServer.go_down_blocking` and
     :meth:`FakeServer.come_up_blocking`, which run :meth:`FakeServer.go_down` and
     :meth:`FakeServer.come_up` in the server's thread and wait for them.
     """

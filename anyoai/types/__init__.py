@@ -1,6 +1,7 @@
 """The API's data: attrs models for results (no I/O here) and TypedDicts for parameters."""
 
 from ._base import NOT_GIVEN, APIObject, NotGiven, ResponseMeta, UnknownVariant
+from .batches import Batch, BatchError, BatchList, BatchRequestCounts, BatchResult
 from .chat import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -16,6 +17,7 @@ from .chat import (
 from .completions import Completion, CompletionChoice
 from .edits import Edit
 from .embeddings import CreateEmbeddingResponse, Embedding
+from .files import FileDeleted, FileList, FileObject, Upload, UploadPart
 from .models import Model, ModelDeleted, ModelList
 from .moderations import Moderation, ModerationCreateResponse
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
@@ -23,6 +25,11 @@ from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
 __all__ = [
     "NOT_GIVEN",
     "APIObject",
+    "Batch",
+    "BatchError",
+    "BatchList",
+    "BatchRequestCounts",
+    "BatchResult",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionMessage",
@@ -37,6 +44,9 @@ __all__ = [
     "CreateEmbeddingResponse",
     "Edit",
     "Embedding",
+    "FileDeleted",
+    "FileList",
+    "FileObject",
     "FunctionCall",
     "Model",
     "ModelDeleted",
@@ -49,4 +59,6 @@ __all__ = [
     "ToolCall",
     "UnknownToolCall",
     "UnknownVariant",
+    "Upload",
+    "UploadPart",
 ]

@@ -1,0 +1,93 @@
+"""Files (``/files``) and uploads (``/uploads``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+
+from ._base import APIObject
+
+__all__ = ["FileDeleted", "FileList", "FileObject", "Upload", "UploadPart"]
+
+
+@attrs.frozen(kw_only=True)
+class FileObject(APIObject):
+    """A file uploaded to the API.
+
+    :ivar id: its id (``file-...``), to give to batches and fine-tuning jobs.
+    :ivar bytes: its size.
+    :ivar created_at: when it was uploaded (Unix seconds).
+    :ivar filename: its name.
+    :ivar purpose: ``"batch"``, ``"fine-tune"``, ``"batch_output"``, ``"assistants"``, ...
+    :ivar status: deprecated by the API: ``"uploaded"``, ``"processed"`` or ``"error"``.
+    :ivar expires_at: when it expires, if it does.
+    """
+
+    id: str
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    object_: str = "file"
+    status: str | None = None
+    status_details: str | None = None
+    expires_at: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FileList(APIObject):
+    """One page of ``files.list``."""
+
+    data: list[FileObject]
+    object_: str = "list"
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+    def __iter__(self) -> Iterator[FileObject]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class FileDeleted(APIObject):
+    """The result of ``files.delete``."""
+
+    id: str
+    deleted: bool
+    object_: str = "file"
+
+
+@attrs.frozen(kw_only=True)
+class Upload(APIObject):
+    """An upload in parts (``/uploads``), for files over the single-request limit.
+
+    :ivar status: ``"pending"``, ``"completed"``, ``"cancelled"`` or ``"expired"``.
+    :ivar file: the file, once completed.
+    """
+
+    id: str
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: str
+    expires_at: int | None = None
+    object_: str = "upload"
+    file: FileObject | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UploadPart(APIObject):
+    """One part of an upload."""
+
+    id: str
+    created_at: int
+    upload_id: str
+    object_: str = "upload.part"
