@@ -12,7 +12,7 @@ needed.
 
 from __future__ import annotations
 
-from . import pricing
+from . import pricing, storage
 from ._backends import (
     DEFAULT_AZURE_DEPLOYMENTS,
     AzureBackend,
@@ -57,6 +57,15 @@ from ._tokens import count_tokens, truncate_to_tokens
 from ._tools import LengthFinishReasonError, ParsedToolCall, StructuredOutputError, ToolCallError
 from ._usage import UsageTotals
 from ._version import __version__
+from .resources.batches import BatchFailedError, BatchRun
+from .storage import (
+    Storage,
+    StorageError,
+    StorageNotFoundError,
+    StoragePermissionError,
+    StorageURL,
+    StorageURLError,
+)
 from .types._base import NOT_GIVEN, NotGiven
 
 __all__ = [
@@ -75,6 +84,8 @@ __all__ = [
     "Backend",
     "BackendStatus",
     "BadRequestError",
+    "BatchFailedError",
+    "BatchRun",
     "ChatCompletionStream",
     "CompatibleBackend",
     "CompletionStream",
@@ -103,6 +114,12 @@ __all__ = [
     "RetryPolicy",
     "SchemaError",
     "Settings",
+    "Storage",
+    "StorageError",
+    "StorageNotFoundError",
+    "StoragePermissionError",
+    "StorageURL",
+    "StorageURLError",
     "StreamError",
     "StructuredOutputError",
     "SyncPool",
@@ -120,6 +137,7 @@ __all__ = [
     "open_pool_sync",
     "pricing",
     "run_sync",
+    "storage",
     "tool",
     "truncate_to_tokens",
 ]

@@ -451,6 +451,8 @@ class Backend:
                 headers.append((b"transfer-encoding", b"chunked"))
             else:
                 headers.append((b"content-length", str(length).encode()))
+        elif request.method in ("POST", "PUT", "PATCH"):
+            headers.append((b"content-length", b"0"))  # a bodiless POST (cancel): framed
         accept = request.accept or ("text/event-stream" if request.stream else "application/json")
         headers.append((b"accept", accept.encode()))
         if request.idempotency_key:

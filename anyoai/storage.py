@@ -73,7 +73,9 @@ __all__ = [
 T = TypeVar("T")
 
 #: the chunk size of reads, and the part size of multipart writes
-DEFAULT_CHUNK_SIZE: Final = 8 * 1024 * 1024
+DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
+DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
+MIN_PART_SIZE: Final = 5 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY: Final = 4
 SCHEMES: Final = ("s3", "gs", "az", "minio", "file", "memory")
 _ALIASES: Final = {"abfs": "az", "abfss": "az", "azure": "az", "gcs": "gs", "s3a": "s3"}
@@ -318,7 +320,9 @@ class Storage:
     :param options: obstore options per scheme (``"s3"``, ``"gs"``, ``"az"``, ``"minio"``) or
         per bucket (``"s3://bucket"``), overriding the environment. ``client_options`` and
         ``retry_config`` are passed as obstore takes them.
-    :param chunk_size: the size of read chunks and of multipart write parts.
+    :param chunk_size: the most bytes a read yields at once (default 1 MiB).
+    :param part_size: the size of the parts of a multipart write (default 8 MiB, at least
+        5 MiB, S3's smallest part).
     :param max_concurrency: how many parts of one multipart write are in flight.
     :param environ: where to read ``MINIO_*`` / ``AWS_ENDPOINT_URL`` (``os.environ``).
     """
@@ -328,13 +332,15 @@ class Storage:
         options: Mapping[str, Mapping[str, Any]] | None = None,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        part_size: int = DEFAULT_PART_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        if chunk_size < 5 * 1024 * 1024:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1 byte, got {chunk_size}")
+        if part_size < MIN_PART_SIZE:
             raise ValueError(
-                f"chunk_size must be at least 5 MiB (S3's smallest multipart part), got "
-                f"{chunk_size}"
+                f"part_size must be at least 5 MiB (S3's smallest multipart part), got {part_size}"
             )
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -342,6 +348,7 @@ class Storage:
             k.rstrip("/"): v for k, v in (options or {}).items()
         }
         self.chunk_size = chunk_size
+        self.part_size = part_size
         self.max_concurrency = max_concurrency
         self._environ = os.environ if environ is None else environ
         self._stores: dict[tuple[str, str, str | None], Any] = {}
@@ -631,7 +638,7 @@ class Storage:
             store,
             path,
             data,
-            chunk_size=self.chunk_size,
+            chunk_size=self.part_size,
             max_concurrency=self.max_concurrency,
         )
 

@@ -179,7 +179,9 @@ async def test_a_cancelled_write_writes_nothing(anyio_backend: str) -> None:
 
 def test_storage_options_are_checked() -> None:
     with pytest.raises(ValueError, match="5 MiB"):
-        st.Storage(chunk_size=1024)
+        st.Storage(part_size=1024)
+    with pytest.raises(ValueError, match="chunk_size"):
+        st.Storage(chunk_size=0)
     with pytest.raises(ValueError, match="max_concurrency"):
         st.Storage(max_concurrency=0)
 

@@ -260,7 +260,7 @@ class Batches(Resource):
         """Ask to cancel a batch (it goes ``cancelling``, then ``cancelled``)."""
         opts = options_from("batches.cancel", dict[str, Any](options))
         path = f"/batches/{quote_id('batch_id', batch_id)}/cancel"
-        return await self._call(self._request("POST", path, opts, body={}), Batch)
+        return await self._call(self._request("POST", path, opts), Batch)
 
     def list(
         self, *, limit: int | NotGiven = NOT_GIVEN, **options: Unpack[RequestOptionsParams]

@@ -19,7 +19,7 @@ import anyio
 import attrs
 
 from .._compat import Unpack, single
-from .._errors import InvalidParameterError
+from .._errors import InvalidParameterError, ResponseValidationError
 from .._multipart import form_body
 from .._pager import AsyncPager
 from .._request import APIRequest, BodySource, RequestOptions
@@ -179,7 +179,12 @@ class Files(Resource):
             upload = await Uploads(self._pool).upload_file_chunked(
                 file=source, purpose=purpose, part_size=part_size, **options
             )
-            assert upload.file is not None
+            if upload.file is None:
+                raise ResponseValidationError(
+                    f"files.create: upload {upload.id} ended with status {upload.status!r} "
+                    "and no file",
+                    path="$.file",
+                )
             return upload.file
         fields = [("purpose", purpose)]
         for key, value in (expires_after or {}).items():
@@ -251,9 +256,7 @@ class Files(Resource):
         """
         opts = options_from("files.content", dict[str, Any](options))
         path = f"/files/{quote_id('file_id', file_id)}/content"
-        request = attrs.evolve(
-            self._request("GET", path, opts), stream=True, accept="application/octet-stream"
-        )
+        request = attrs.evolve(self._request("GET", path, opts), stream=True, accept="*/*")
         return ByteStream(await self._pool.open_stream(request))
 
     async def download(
@@ -345,7 +348,7 @@ class Uploads(Resource):
         """Cancel an upload: no part can be added afterwards."""
         opts = options_from("uploads.cancel", dict[str, Any](options))
         path = f"/uploads/{quote_id('upload_id', upload_id)}/cancel"
-        return await self._call(self._request("POST", path, opts, body={}), Upload)
+        return await self._call(self._request("POST", path, opts), Upload)
 
     async def upload_file_chunked(
         self,

@@ -104,3 +104,32 @@ def gcs_server(storage_workdir: Path) -> Iterator[servers.GCSEmulator]:
         yield servers.GCSEmulator(server, service_account)
     finally:
         server.stop()
+
+
+#: the largest file the fake server process takes
+FAKE_SERVER_MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def fake_openai_process(storage_workdir: Path) -> Iterator[str]:
+    """anyoai's fake server in a child process: its base URL (``.../v1``), key ``API_KEY``."""
+    from ..helpers import API_KEY
+
+    server = servers.start_fake_openai(storage_workdir, API_KEY, FAKE_SERVER_MAX_FILE_BYTES)
+    try:
+        _running(server, servers.answers(server.root, "/v1/models"), 60.0)
+        yield server.root + "/v1"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: servers.S3Emulator) -> str:
+    """A new, empty bucket in :func:`s3_server`."""
+    return s3_server.create_bucket()
+
+
+@pytest.fixture
+def container(azurite: servers.AzuriteEmulator) -> str:
+    """A new, empty container in :func:`azurite`."""
+    return azurite.create_container()

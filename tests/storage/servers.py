@@ -628,3 +628,24 @@ def start_fake_gcs(workdir: Path) -> tuple[Server, Path]:
         )
     )
     return Server("fake-gcs-server", argv, port, workdir / "fake-gcs-server.log"), account
+
+
+# -- anyoai's own fake server, in a process of its own ------------------------------------------
+
+
+def start_fake_openai(workdir: Path, api_key: str, max_file_bytes: int) -> Server:
+    """Start anyoai's fake server as a child process (not yet waited for): what it stores
+    does not count in the memory of the test's own process."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "anyoai.testing",
+        "--port",
+        str(port),
+        "--api-key",
+        api_key,
+        "--max-file-bytes",
+        str(max_file_bytes),
+    ]
+    return Server("fake-openai", argv, port, workdir / "fake-openai.log")

@@ -33,16 +33,6 @@ def options(key: str, kwargs: dict[str, Any], *drop: str) -> dict[str, dict[str,
     return {key: {k: v for k, v in kwargs.items() if k not in drop}}
 
 
-@pytest.fixture
-def bucket(s3_server: S3Emulator) -> str:
-    return s3_server.create_bucket()
-
-
-@pytest.fixture
-def container(azurite: AzuriteEmulator) -> str:
-    return azurite.create_container()
-
-
 async def pieces(data: bytes, size: int = MiB) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
@@ -70,7 +60,7 @@ async def test_the_same_file_through_every_scheme(
             **options("az", azurite.store_kwargs(container), "container_name"),
             **options("gs", gcs_server.store_kwargs(gcs_bucket), "bucket"),
         },
-        chunk_size=5 * MiB,
+        part_size=5 * MiB,
     )
     chain = [
         f"gs://{gcs_bucket}/in/data.bin",  # read only
@@ -129,9 +119,7 @@ async def test_gcs_writes_fail_clearly(gcs_server: GCSEmulator) -> None:
 async def test_a_cancelled_upload_leaves_no_multipart_upload(
     s3_server: S3Emulator, bucket: str
 ) -> None:
-    storage = st.Storage(
-        options("s3", s3_server.store_kwargs(bucket), "bucket"), chunk_size=5 * MiB
-    )
+    storage = st.Storage(options("s3", s3_server.store_kwargs(bucket), "bucket"), part_size=5 * MiB)
     url = f"s3://{bucket}/cancelled.bin"
     parts_out = anyio.Event()
 
@@ -159,9 +147,7 @@ async def test_a_cancelled_upload_leaves_no_multipart_upload(
 async def test_a_failed_source_leaves_no_multipart_upload(
     s3_server: S3Emulator, bucket: str
 ) -> None:
-    storage = st.Storage(
-        options("s3", s3_server.store_kwargs(bucket), "bucket"), chunk_size=5 * MiB
-    )
+    storage = st.Storage(options("s3", s3_server.store_kwargs(bucket), "bucket"), part_size=5 * MiB)
 
     async def breaks() -> AsyncIterator[bytes]:
         yield os.urandom(6 * MiB)
