@@ -3,7 +3,7 @@
 ::
 
     storage = anyoai.storage.Storage()            # or pool.storage, which every pool has
-    async with storage.open("s3://training/data/train.jsonl") as reader:
+    async with await storage.open("s3://training/data/train.jsonl") as reader:
         async for chunk in reader:                # chunks of up to chunk_size bytes
             ...
     await storage.write("az://results/out.jsonl", chunks)   # bytes, or (async) iterable of bytes
@@ -25,10 +25,10 @@ Credentials and endpoints
     scheme or per bucket. A store is built once per bucket and reused.
 
 Streaming
-    Reads come in chunks; writes of iterables go up as multipart uploads of ``part_size`` bytes,
-    at most ``max_concurrency`` parts in flight, so memory stays near ``part_size *
-    max_concurrency`` whatever the file's size. A write that fails or is cancelled aborts its
-    multipart upload: nothing partial is left behind.
+    Reads come in chunks of ``chunk_size`` bytes; writes of iterables go up as multipart uploads
+    of ``part_size`` bytes, at most ``max_concurrency`` parts in flight, so memory stays near
+    ``part_size * (max_concurrency + 1)`` whatever the file's size. A write that fails or is
+    cancelled aborts its multipart upload: nothing partial is left behind.
 
 obstore's blocking calls run in worker threads (anyio), so all of this works under asyncio and
 trio alike. Errors are :class:`StorageError` subclasses naming the URL, credentials masked.

@@ -33,6 +33,7 @@ from ..types.embeddings import CreateEmbeddingResponse
 from ..types.moderations import ModerationCreateResponse
 from ..types.params import RequestOptions as RequestOptionsParams
 from ._base import Resource, options_from, quote_id
+from .files import Files
 
 __all__ = ["BatchFailedError", "BatchRun", "Batches"]
 
@@ -378,9 +379,7 @@ class Batches(Resource):
             async for line in _jsonl(body):
                 yield line
 
-    def _files(self) -> Any:
-        from .files import Files
-
+    def _files(self) -> Files:
         return Files(self._pool)
 
     async def run(

@@ -4,12 +4,12 @@ Nothing here does I/O. :class:`FakeApp` takes a :class:`RecordedRequest` and a s
 and returns a :class:`Reply` (a JSON body, or the list of server-sent events of a stream); the
 HTTP layer in :mod:`anyoai.testing._server` puts it on the wire and applies wire-level faults.
 
-Endpoints live in a route table (:data:`DEFAULT_ROUTES`): a later endpoint is one more
-:class:`Route`, added there or with :meth:`FakeApp.add_route`. Azure OpenAI's deployment paths are
-the route table of :class:`~anyoai.testing._azure.AzureApp`. The Files and Uploads APIs
-(:mod:`anyoai.testing._files`) and the Batch API (:mod:`anyoai.testing._batches`) have modules of
-their own, and keep their objects in the app's :class:`~anyoai.testing._state.AppState`: the
-only state that outlives a request.
+Endpoints live in a route table (:data:`CORE_ROUTES`; ``_routes.DEFAULT_ROUTES`` for all): a
+later endpoint is one more :class:`Route`, added there or with :meth:`FakeApp.add_route`.
+Azure OpenAI's deployment paths are the route table of :class:`~anyoai.testing._azure.AzureApp`.
+The Files and Uploads APIs (:mod:`anyoai.testing._files`) and the Batch API
+(:mod:`anyoai.testing._batches`) have modules of their own, and keep their objects in the app's
+:class:`~anyoai.testing._state.AppState`: the only state that outlives a request.
 
 Determinism
     Every answer is a pure function of the request, except ids and timestamps, which come from
@@ -48,8 +48,8 @@ import attrs
 from ._state import AppState
 
 __all__ = [
+    "CORE_ROUTES",
     "DEFAULT_MODELS",
-    "DEFAULT_ROUTES",
     "EPOCH",
     "AppConfig",
     "Cost",
@@ -387,7 +387,8 @@ class FakeApp:
     """The fake API: authentication, routing by (method, path), and the endpoints.
 
     :param config: the server's settings.
-    :param routes: the route table; :data:`DEFAULT_ROUTES` unless given.
+    :param routes: the route table; :data:`CORE_ROUTES` (the model endpoints) unless given.
+        The fake server gives every endpoint (``_routes.DEFAULT_ROUTES``).
     :param state: the files, uploads and batches; a new, empty :class:`AppState` unless given.
 
     :ivar state: the server-lifetime state (see :mod:`anyoai.testing._state`).
@@ -413,7 +414,7 @@ class FakeApp:
         state: AppState | None = None,
     ) -> None:
         self.config = config
-        self.routes: list[Route] = list(DEFAULT_ROUTES if routes is None else routes)
+        self.routes: list[Route] = list(CORE_ROUTES if routes is None else routes)
         self.state = AppState() if state is None else state
 
     def add_route(self, method: str, template: str, handler: Handler) -> None:
@@ -1564,12 +1565,9 @@ def edits(ctx: RequestContext) -> Reply:
     return attrs.evolve(answer, cost=cost)
 
 
-# The Files, Uploads and Batch APIs build on this module: they are imported once it is complete.
-from ._batches import BATCH_ROUTES  # noqa: E402
-from ._files import FILE_ROUTES  # noqa: E402
-
-#: The endpoints every :class:`FakeApp` starts with.
-DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
+#: The model endpoints. The Files, Uploads and Batch APIs build on this module (their own
+#: modules import it); :data:`anyoai.testing._routes.DEFAULT_ROUTES` assembles them all.
+CORE_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/v1/chat/completions", chat_completions),
     Route("POST", "/v1/completions", completions),
     Route("POST", "/v1/embeddings", embeddings),
@@ -1578,6 +1576,4 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
     Route("DELETE", "/v1/models/{model:path}", delete_model),
     Route("POST", "/v1/moderations", moderations),
     Route("POST", "/v1/edits", edits),
-    *FILE_ROUTES,
-    *BATCH_ROUTES,
 )

@@ -562,7 +562,7 @@ def list_batches(ctx: RequestContext) -> Reply:
     )
 
 
-#: The Batch API endpoints (part of :data:`~anyoai.testing._app.DEFAULT_ROUTES`).
+#: The Batch API endpoints (part of :data:`~anyoai.testing._routes.DEFAULT_ROUTES`).
 BATCH_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/v1/batches", create_batch),
     Route("GET", "/v1/batches", list_batches),

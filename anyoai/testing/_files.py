@@ -698,7 +698,7 @@ def cancel_upload(ctx: RequestContext) -> Reply:
     return json_reply(cancelled.to_json())
 
 
-#: The Files and Uploads endpoints (part of :data:`~anyoai.testing._app.DEFAULT_ROUTES`).
+#: The Files and Uploads endpoints (part of :data:`~anyoai.testing._routes.DEFAULT_ROUTES`).
 FILE_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/v1/files", create_file),
     Route("GET", "/v1/files", list_files),

@@ -46,6 +46,7 @@ from ._app import (
 )
 from ._azure import DEFAULT_DEPLOYMENTS, AzureApp, AzureConfig
 from ._ratelimit import Limiter, RateLimitStats
+from ._routes import DEFAULT_ROUTES
 from ._state import StoredBatch, StoredFile, StoredUpload
 
 __all__ = ["FAULT_HEADER", "FakeServer", "Fault", "run_in_thread"]
@@ -512,7 +513,7 @@ class FakeServer:
             )
             self.app = AzureApp(config, settings)
         else:
-            self.app = FakeApp(config)
+            self.app = FakeApp(config, DEFAULT_ROUTES)
         self._requested_port = port
         self._lock = threading.Lock()
         self._faults: list[_PendingFault] = []
