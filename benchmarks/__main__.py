@@ -72,17 +72,44 @@ def measure(
     repeat: int,
     variants: list[dict[str, Any]],
     figures: Sequence[str],
+    budget: float = 15.0,
 ) -> list[dict[str, Any]]:
     """Every variant (concurrency, encoding...) for every peer, *repeat* times, alternating."""
     rows = []
+    cost: dict[str, float] = {}  # CPU seconds per request of each peer at the previous variant
     for variant in variants:
         samples: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
+        failures: dict[str, str] = {}
+        # a peer that got slow (a pool that scans its connections) does fewer requests, so that
+        # a measurement stays within the time budget; its figures stay per request
+        counts = {
+            peer: max(
+                2 * int(variant.get("concurrency", 1)),
+                min(int(variant["requests"]), int(budget / cost[peer]) if peer in cost else 10**9),
+            )
+            for peer in peers
+        }
         for _ in range(repeat):
             for peer in peers:
-                spec = {"peer": peer, "scenario": scenario, "urls": urls, **variant}
-                samples[peer].append(run_worker(spec))
+                spec = {
+                    "peer": peer,
+                    "scenario": scenario,
+                    "urls": urls,
+                    **variant,
+                    "requests": counts[peer],
+                }
+                try:
+                    samples[peer].append(run_worker(spec))
+                except RuntimeError as exc:  # reported in the table, not hidden
+                    failures.setdefault(peer, str(exc).strip().splitlines()[-1][:200])
         for peer in peers:
-            row: dict[str, Any] = {"peer": peer, **{k: v for k, v in variant.items()}}
+            row: dict[str, Any] = {"peer": peer, **variant, "requests": counts[peer]}
+            if peer in failures:
+                row["error"] = failures[peer]
+                rows.append(row)
+                print(f"  {scenario} {variant} {peer}: FAILED {row['error']}", flush=True)
+                continue
+            cost[peer] = statistics.median(s["cpu_s"] / s["requests"] for s in samples[peer])
             for figure in figures:
                 row[figure] = summary([sample[figure] for sample in samples[peer]])
             rows.append(row)
@@ -206,14 +233,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("non-streamed chat completions", flush=True)
             levels = (1, 16) if smoke else CONCURRENCY
             variants = [
-                {"concurrency": c, "requests": 20 if smoke else CHAT_REQUESTS[c]} for c in levels
+                {"concurrency": c, "requests": 20 if smoke else int(CHAT_REQUESTS[c] * args.scale)}
+                for c in levels
             ]
             out["chat"] = measure(
                 "chat", peers, urls, repeat, variants, ("cpu_us_per_request", "requests_per_s")
             )
         if "stream" in scenarios:
             print(f"streamed chat completions ({sizes['chunks']} chunks)", flush=True)
-            variants = [{"concurrency": 16, "requests": 10 if smoke else 400}]
+            variants = [{"concurrency": 16, "requests": 10 if smoke else int(400 * args.scale)}]
             out["stream"] = measure(
                 "stream", peers, urls, repeat, variants, ("cpu_us_per_chunk", "first_chunk_ms")
             )
@@ -222,7 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             variants = [
                 {
                     "concurrency": 4,
-                    "requests": 4 if smoke else 60,
+                    "requests": 4 if smoke else int(60 * args.scale),
                     "inputs": sizes["inputs"],
                     "encoding": encoding,
                     "warmup": 2 if smoke else 8,
@@ -266,6 +294,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--scenarios", default="chat,stream,embeddings,import,memory,ratelimit")
     parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the requests per measurement"
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for results.json, the page and plots"
     )

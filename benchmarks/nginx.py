@@ -380,7 +380,7 @@ http {{
     default_type application/json;
 
     server {{
-        listen 127.0.0.1:{self.port};
+        listen 127.0.0.1:{self.port} backlog=4096;
         add_header x-request-id {REQUEST_ID} always;
         add_header openai-processing-ms 1 always;
 {"".join(locations)}

@@ -121,8 +121,12 @@ async def _anyoai(urls: dict[str, str]) -> AsyncIterator[Session]:
 
 @asynccontextmanager
 async def _openai(urls: dict[str, str]) -> AsyncIterator[Session]:
-    import httpx
     import openai
+
+    try:  # openai-python 3 is built on httpx2; earlier releases on httpx
+        import httpx2 as httpx
+    except ImportError:
+        import httpx  # type: ignore[no-redef]
 
     def client(url: str) -> openai.AsyncOpenAI:
         limits = httpx.Limits(

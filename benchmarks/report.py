@@ -27,9 +27,10 @@ def _median(row: dict[str, Any], figure: str) -> float:
 
 
 def _find(rows: list[dict[str, Any]], peer: str, **match: Any) -> dict[str, Any] | None:
+    """The measured row of *peer* matching *match* (None if absent or failed)."""
     for row in rows:
         if row["peer"] == peer and all(row.get(k) == v for k, v in match.items()):
-            return row
+            return None if "error" in row else row
     return None
 
 
@@ -40,7 +41,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for scenario, figure, peer, bound, what in TARGETS:
         rows = scenarios.get(scenario, [])
         for row in rows:
-            if row["peer"] != SUBJECT:
+            if row["peer"] != SUBJECT or "error" in row:
                 continue
             other = _find(rows, peer, concurrency=row.get("concurrency"))
             if other is None:
@@ -97,11 +98,14 @@ def _table(
         subject = _find(rows, SUBJECT, **{key: row.get(key)})
         ratio = (
             f"{_median(subject, ratio_of) / _median(row, ratio_of):.2f}x"
-            if subject and row["peer"] != SUBJECT
+            if subject and row["peer"] != SUBJECT and "error" not in row
             else "-"
         )
         cells = [row["peer"], str(row.get(key))]
-        cells += [_cell(row[figure], digits) for figure, _, digits in figures]
+        if "error" in row:
+            cells += [f"failed: {row['error']}", *(["-"] * (len(figures) - 1))]
+        else:
+            cells += [_cell(row[figure], digits) for figure, _, digits in figures]
         lines.append("| " + " | ".join([*cells, ratio]) + " |")
     return lines
 
@@ -151,7 +155,10 @@ def page(results: dict[str, Any], plots: dict[str, str]) -> str:
         f"{results['date']}; medians of {results['repeat']} repetitions, with their range in "
         "brackets. Each measurement runs in a fresh process; peers alternate; the server is "
         "nginx answering fixed bodies on 127.0.0.1 (the memory scenario uses anyoai's fake "
-        "server). CPU is the client process's user + system time (`resource.getrusage`).",
+        "server). CPU is the client process's user + system time (`resource.getrusage`), "
+        "after a warm-up. A peer that would need more than 15 s per measurement at its cost "
+        "per request at the previous concurrency runs fewer requests there (at least twice the "
+        "concurrency); `benchmarks/results.json` has every count.",
         "",
         f"**Machine:** {m['cpu']}, {m['cores']} cores, {m['system']}; "
         f"{m['implementation']} {m['python']}; nginx {m.get('nginx')}.",

@@ -80,11 +80,16 @@ async def test_custom_strategy(trio_of_servers: tuple[FakeServer, FakeServer, Fa
     assert {r.backend for r in results} == {"c"}
 
 
+def primary(pool: anyoai.Pool) -> anyoai.BackendStatus:
+    return next(s for s in pool.backends if s.backend.name == "primary")
+
+
 async def test_priority_groups_fail_over_and_come_back(
     trio_of_servers: tuple[FakeServer, FakeServer, FakeServer],
 ) -> None:
     a, b, c = trio_of_servers
-    failover = anyoai.FailoverPolicy(cooldown=0.2, max_cooldown=0.2)
+    # long enough that ten requests surely fit in it, even on a loaded machine
+    failover = anyoai.FailoverPolicy(cooldown=1.0, max_cooldown=1.0)
     backends = [spec(a, "primary"), spec(b, "secondary", priority=1), spec(c, "last", priority=2)]
     async with anyoai.open_pool(backends=backends, failover=failover) as pool:
         assert {r.backend for r in await many(pool, 10)} == {"primary"}
@@ -92,8 +97,10 @@ async def test_priority_groups_fail_over_and_come_back(
         result = await pool.chat.completions.create(model="m", messages=HELLO)
         assert result.backend == "secondary"  # failed over at once, within the same call
         assert result.attempts == 2
+        assert primary(pool).state == "cooldown"
         assert {r.backend for r in await many(pool, 10)} == {"secondary"}  # primary cools down
-        await anyio.sleep(0.25)
+        # wait for the cooldown's end, however long the above took
+        await anyio.sleep(primary(pool).cooldown_remaining + 0.01)
         # the cooldown is over: one request probes the primary, and it is back
         assert (await pool.chat.completions.create(model="m", messages=HELLO)).backend == "primary"
         assert {r.backend for r in await many(pool, 10)} == {"primary"}
