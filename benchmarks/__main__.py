@@ -84,7 +84,7 @@ def measure(
         # a measurement stays within the time budget; its figures stay per request
         counts = {
             peer: max(
-                2 * int(variant.get("concurrency", 1)),
+                int(variant.get("concurrency", 1)),
                 min(int(variant["requests"]), int(budget / cost[peer]) if peer in cost else 10**9),
             )
             for peer in peers

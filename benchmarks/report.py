@@ -157,8 +157,8 @@ def page(results: dict[str, Any], plots: dict[str, str]) -> str:
         "nginx answering fixed bodies on 127.0.0.1 (the memory scenario uses anyoai's fake "
         "server). CPU is the client process's user + system time (`resource.getrusage`), "
         "after a warm-up. A peer that would need more than 15 s per measurement at its cost "
-        "per request at the previous concurrency runs fewer requests there (at least twice the "
-        "concurrency); `benchmarks/results.json` has every count.",
+        "per request at the previous concurrency runs fewer requests there (at least one per "
+        "connection); `benchmarks/results.json` has every count.",
         "",
         f"**Machine:** {m['cpu']}, {m['cores']} cores, {m['system']}; "
         f"{m['implementation']} {m['python']}; nginx {m.get('nginx')}.",
