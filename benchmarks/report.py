@@ -135,7 +135,8 @@ def _plot(rows: list[dict[str, Any]], key: str, figure: str, title: str, path: P
     ax.set_xticks([v + width * (len(peers) - 1) / 2 for v in range(len(variants))])
     ax.set_xticklabels([f"{key}={v}" for v in variants])
     ax.set_title(title)
-    ax.set_ylabel(figure.replace("_", " "))
+    ax.set_yscale("log")  # a collapsing peer is 100x the others: keep the rest readable
+    ax.set_ylabel(figure.replace("_", " ") + " (log scale)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
