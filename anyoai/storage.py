@@ -72,8 +72,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: the chunk size of reads, and the part size of multipart writes
+#: the most bytes a read yields at once
 DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
+#: the part size of multipart writes, and S3's smallest part
 DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY: Final = 4

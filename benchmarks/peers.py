@@ -84,16 +84,17 @@ async def _anyoai(urls: dict[str, str]) -> AsyncIterator[Session]:
     import anyoai
 
     session = Session()
-    pools = {}
+
+    def pool(kind: str) -> Any:
+        return anyoai.open_pool(
+            api_key=API_KEY, base_url=urls[kind], max_retries=0, max_connections=MAX_CONNECTIONS
+        )
+
     async with (
-        anyoai.open_pool(
-            api_key=API_KEY, base_url=urls["chat"], max_retries=0, max_connections=MAX_CONNECTIONS
-        ) as chat,
-        anyoai.open_pool(
-            api_key=API_KEY, base_url=urls["stream"], max_retries=0, max_connections=MAX_CONNECTIONS
-        ) as stream,
-        anyoai.open_pool(api_key=API_KEY, base_url=urls["embeddings_float"], max_retries=0) as f,
-        anyoai.open_pool(api_key=API_KEY, base_url=urls["embeddings_base64"], max_retries=0) as b,
+        pool("chat") as chat,
+        pool("stream") as stream,
+        pool("embeddings_float") as f,
+        pool("embeddings_base64") as b,
     ):
         pools = {"float": f, "base64": b}
 

@@ -129,6 +129,12 @@ def answers(root: str, path: str = "/") -> Callable[[], bool]:
     return probe
 
 
+def store_options(key: str, kwargs: dict[str, Any], *drop: str) -> dict[str, dict[str, Any]]:
+    """``Storage`` options for *key* (a scheme) from a store's *kwargs*, without *drop* (the
+    bucket or container, which the URL names)."""
+    return {key: {k: v for k, v in kwargs.items() if k not in drop}}
+
+
 def unique_name(prefix: str) -> str:
     """A bucket/container name valid on S3, Azure and GCS (lowercase, digits, dashes)."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"

@@ -26,7 +26,7 @@ from anyoai.storage import Storage
 from anyoai.types import ChatCompletion
 
 from ..helpers import API_KEY
-from .servers import AzuriteEmulator, S3Emulator
+from .servers import AzuriteEmulator, S3Emulator, store_options
 
 pytestmark = pytest.mark.anyio
 
@@ -105,15 +105,13 @@ async def digest_of(storage: Storage, url: str) -> str:
     return digest.hexdigest()
 
 
-def s3_options(s3_server: S3Emulator, bucket: str) -> dict[str, Any]:
-    return {k: v for k, v in s3_server.store_kwargs(bucket).items() if k != "bucket"}
-
-
 async def test_a_64_mib_file_streams_from_s3_to_the_files_api_and_back(
     s3_server: S3Emulator, bucket: str, fake_openai_process: str
 ) -> None:
     storage = Storage(
-        {"s3": s3_options(s3_server, bucket)}, part_size=PART_SIZE, max_concurrency=MAX_CONCURRENCY
+        store_options("s3", s3_server.store_kwargs(bucket), "bucket"),
+        part_size=PART_SIZE,
+        max_concurrency=MAX_CONCURRENCY,
     )
     source = f"s3://{bucket}/train/big.bin"
     copy = f"s3://{bucket}/copy/big.bin"
@@ -150,10 +148,8 @@ async def test_a_batch_job_from_s3_with_results_in_azure(
 ) -> None:
     storage = Storage(
         {
-            "s3": s3_options(s3_server, bucket),
-            "az": {
-                k: v for k, v in azurite.store_kwargs(container).items() if k != "container_name"
-            },
+            **store_options("s3", s3_server.store_kwargs(bucket), "bucket"),
+            **store_options("az", azurite.store_kwargs(container), "container_name"),
         }
     )
     requests = [

@@ -12,7 +12,6 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -21,16 +20,13 @@ import pytest
 from anyoai import storage as st
 
 from .servers import AzuriteEmulator, GCSEmulator, S3Emulator
+from .servers import store_options as options
 
 pytestmark = pytest.mark.anyio
 
 MiB = 1024 * 1024
 # 13 MiB of varied bytes: larger than a part, so writes go up as multipart uploads
 PAYLOAD = b"".join(hashlib.sha256(str(i).encode()).digest() * 1024 for i in range(416))
-
-
-def options(key: str, kwargs: dict[str, Any], *drop: str) -> dict[str, dict[str, Any]]:
-    return {key: {k: v for k, v in kwargs.items() if k not in drop}}
 
 
 async def pieces(data: bytes, size: int = MiB) -> AsyncIterator[bytes]:
