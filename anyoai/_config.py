@@ -79,6 +79,11 @@ class Timeout:
     write: float | None = attrs.field(default=600.0, validator=_nonneg("write"))
     pool: float | None = attrs.field(default=600.0, validator=_nonneg("pool"))
     total: float | None = attrs.field(default=600.0, validator=_nonneg("total"))
+    _extensions: dict[str, float | None] = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        extensions = {"connect": self.connect, "read": self.read, "write": self.write}
+        object.__setattr__(self, "_extensions", {**extensions, "pool": self.pool})
 
     @classmethod
     def coerce(cls, value: float | Timeout | None, *, setting: str = "timeout") -> Timeout:
@@ -98,8 +103,9 @@ class Timeout:
         )
 
     def as_extensions(self) -> dict[str, float | None]:
-        """The per-phase timeouts in the form httpcore's ``timeout`` extension takes."""
-        return {"connect": self.connect, "read": self.read, "write": self.write, "pool": self.pool}
+        """The per-phase timeouts in the form httpcore's ``timeout`` extension takes (made once
+        per Timeout; httpcore only reads it)."""
+        return self._extensions
 
 
 @attrs.frozen(kw_only=True)

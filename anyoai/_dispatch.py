@@ -20,6 +20,7 @@ be opened); a request that did leave keeps its estimate until it is settled with
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,8 @@ class Exchange:
     """A request that succeeded: its response and what it still holds until :meth:`finish`."""
 
     response: Response
+    #: the response's headers, decoded once on first use
+    headers: Headers
     body: bytes | None
     backend: Backend
     attempts: int
@@ -100,7 +103,7 @@ class Exchange:
 
     def meta(self, raw: Any = None) -> ResponseMeta:
         """The exchange's metadata, for the result built from it."""
-        headers = Headers(self.response.headers)
+        headers = self.headers
         return ResponseMeta(
             raw=raw,
             headers=headers,
@@ -175,17 +178,14 @@ class Dispatcher:
         borrower = object()
         pool_limiter = self.governor.pool_limiter
         pool_timeout = (request.timeout or self.timeout).pool
+        # a call made in a cancelled or expired scope sends nothing: the fast path below never
+        # yields, and trio notices an expired deadline only at a yield
+        if anyio.current_effective_deadline() <= anyio.current_time():
+            await anyio.lowlevel.checkpoint()
         try:
-            with anyio.fail_after(pool_timeout):
-                await pool_limiter.acquire_on_behalf_of(borrower)
-        except TimeoutError:
-            error = APITimeoutError(
-                f"no in-flight slot became free within the pool timeout ({pool_timeout}s); "
-                f"all {pool_limiter.total_tokens:g} are busy (raise limits.max_in_flight, or "
-                "use anyoai.map_concurrent to queue work without a deadline)"
-            )
-            error.request_sent = False
-            raise error from None
+            pool_limiter.acquire_on_behalf_of_nowait(borrower)  # a free slot: no timeout scope
+        except anyio.WouldBlock:
+            await self._wait_for_slot(pool_limiter, borrower, pool_timeout)
         held: list[Callable[[], None]] = [lambda: pool_limiter.release_on_behalf_of(borrower)]
         started = time.monotonic()
         estimate: list[int] = []  # computed once, on the first attempt that needs it
@@ -221,6 +221,22 @@ class Dispatcher:
         if not request.stream:
             exchange.finish()
         return exchange
+
+    @staticmethod
+    async def _wait_for_slot(
+        limiter: anyio.CapacityLimiter, borrower: object, timeout: float | None
+    ) -> None:
+        try:
+            with anyio.fail_after(timeout):
+                await limiter.acquire_on_behalf_of(borrower)
+        except TimeoutError:
+            error = APITimeoutError(
+                f"no in-flight slot became free within the pool timeout ({timeout}s); "
+                f"all {limiter.total_tokens:g} are busy (raise limits.max_in_flight, or "
+                "use anyoai.map_concurrent to queue work without a deadline)"
+            )
+            error.request_sent = False
+            raise error from None
 
     def _retrying(
         self, backends: list[Backend]
@@ -293,13 +309,15 @@ class Dispatcher:
                 release()
             raise
         self.backends.succeeded(backend, time.monotonic() - started_at, since)
-        self.governor.observe(backend.name, request.model, Headers(response.headers))
+        headers = Headers(response.headers)
+        self.governor.observe(backend.name, request.model, headers)
         held.extend(own)
         prompt_tokens = estimate[0] if estimate else None
         backends = self.backends
         held.append(lambda: backends.finished(backend))
         return Exchange(
             response,
+            headers,
             body,
             backend,
             0,
@@ -319,8 +337,13 @@ class Dispatcher:
         timeout = request.timeout or backend.timeout or self.timeout
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s -> backend %r", request.method, request.path, backend.name)
+        # a bare scope, not fail_after (two generator layers more, on every request)
+        total = timeout.total
+        scope = anyio.CancelScope(
+            deadline=anyio.current_time() + total if total is not None else math.inf
+        )
         try:
-            with anyio.fail_after(timeout.total):
+            with scope:
                 response = await self.transport.send(
                     request.method.encode(),
                     backend.origin,
@@ -333,12 +356,11 @@ class Dispatcher:
                 if response.status < 400 and request.stream:
                     return response, None
                 body = await response.aread()
-        except TimeoutError:
-            raise APITimeoutError(
-                f"request timed out after {timeout.total}s (total timeout) on backend "
-                f"{backend.name!r}",
-                backend=backend.name,
-            ) from None
+            if scope.cancelled_caught:
+                raise APITimeoutError(
+                    f"request timed out after {total}s (total timeout) on backend {backend.name!r}",
+                    backend=backend.name,
+                )
         except APIError as exc:
             if exc.backend is None:
                 exc.backend = backend.name

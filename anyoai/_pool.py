@@ -31,7 +31,6 @@ from ._compat import BaseExceptionGroup
 from ._config import Settings, Timeout, read_settings
 from ._dispatch import Dispatcher, Exchange, RetryEvent
 from ._errors import ConfigurationError, PoolClosedError
-from ._headers import Headers
 from ._limits import Governor, Limits, PoolLimits
 from ._request import APIRequest, Reply
 from ._retry import RetryPolicy
@@ -94,7 +93,7 @@ class _Client:
         return Reply(
             body=exchange.body,
             status=exchange.response.status,
-            headers=Headers(exchange.response.headers),
+            headers=exchange.headers,
             backend=exchange.backend.name,
             attempts=exchange.attempts,
             elapsed=time.monotonic() - exchange.started,

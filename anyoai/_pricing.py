@@ -143,6 +143,9 @@ class PricingTable:
 
     def lookup(self, model: str) -> Price | None:
         """The prices of *model*: by name, alias, snapshot, or name without a date suffix."""
+        price = self._prices.get(model)
+        if price is not None:
+            return price
         for name in self._candidates(model):
             if name in self._prices:
                 return self._prices[name]

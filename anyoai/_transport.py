@@ -34,6 +34,7 @@ import attrs
 
 from ._config import Timeout
 from ._errors import APIConnectionError, APITimeoutError, ConfigurationError, PoolClosedError
+from ._network import NetworkBackend
 from ._secrets import redact_url
 
 if TYPE_CHECKING:
@@ -236,7 +237,8 @@ class Transport:
         self._proxy = httpcore.URL(proxy) if proxy else None
         self._proxy_text = redact_url(proxy) if proxy else None
         self._ssl_context = ssl_context
-        self._network = httpcore.AnyIOBackend()
+        self._network = NetworkBackend()
+        self._origins: dict[Origin, httpcore.Origin] = {}
         self._idle: dict[Origin, list[Any]] = {}
         self._shared: dict[Origin, list[Any]] = {}
         self._leased: set[_Lease] = set()
@@ -266,25 +268,17 @@ class Transport:
     # -- connections ------------------------------------------------------------------------
 
     def _new_connection(self, origin: Origin) -> Any:
-        hc = self._httpcore
-        scheme, host, port = origin
-        ssl_context = self._ssl_context
-        if ssl_context is None and scheme == b"https":
-            ssl_context = self._default_ssl_context()
+        """A connection object for *origin* that connects on its first request (through a
+        proxy), or ``None``: :meth:`_connect` opens a direct one when the request is sent."""
         if self._proxy is None:
-            return hc.AsyncHTTPConnection(
-                origin=hc.Origin(scheme, host, port),
-                ssl_context=ssl_context,
-                keepalive_expiry=self._keepalive_expiry,
-                http1=True,
-                http2=self._http2,
-                network_backend=self._network,
-            )
+            return None
         from httpcore._async.http_proxy import (
             AsyncForwardHTTPConnection,
             AsyncTunnelHTTPConnection,
         )
 
+        hc = self._httpcore
+        scheme, host, port = origin
         remote = hc.Origin(scheme, host, port)
         if scheme == b"http":
             return AsyncForwardHTTPConnection(
@@ -296,12 +290,32 @@ class Transport:
         return AsyncTunnelHTTPConnection(
             proxy_origin=self._proxy.origin,
             remote_origin=remote,
-            ssl_context=ssl_context,
+            ssl_context=self._ssl_context or self._default_ssl_context(),
             keepalive_expiry=self._keepalive_expiry,
             http1=True,
             http2=self._http2,
             network_backend=self._network,
         )
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> Any:
+        """Open a direct connection to *origin* (TCP, then TLS with ALPN for ``https``) and
+        return httpcore's HTTP/1.1 or HTTP/2 connection over it."""
+        hc = self._httpcore
+        scheme, host, port = origin
+        hostname = host.decode("ascii")
+        stream = await self._network.connect_tcp(hostname, port, timeout=timeout)
+        http2 = False
+        if scheme == b"https":
+            ssl_context = self._ssl_context or self._default_ssl_context()
+            ssl_context.set_alpn_protocols(["http/1.1", "h2"] if self._http2 else ["http/1.1"])
+            stream = await stream.start_tls(ssl_context, server_hostname=hostname, timeout=timeout)
+            http2 = stream.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
+        target = self._origins.get(origin)
+        if target is None:
+            target = self._origins[origin] = hc.Origin(scheme, host, port)
+        if http2:
+            return hc.AsyncHTTP2Connection(target, stream, self._keepalive_expiry)
+        return _http11_connection(target, stream, self._keepalive_expiry)
 
     _ssl_default: ssl.SSLContext | None = None
 
@@ -424,6 +438,12 @@ class Transport:
         lease.released = True
         self._leased.discard(lease)
         conn = lease.conn
+        if conn is None:  # it never connected
+            if self._closed:
+                self._total -= 1
+            else:
+                self._free_slot()
+            return
         if lease.shared:
             if conn.is_closed():
                 self._drop_shared(lease.origin, conn)
@@ -491,10 +511,12 @@ class Transport:
                 method, url, headers=headers, content=content, extensions=extensions
             )
             lease = await self._checkout(origin, timeout.pool)
-            if on_send is not None:
-                on_send()
             try:
                 with map_transport_errors():
+                    if lease.conn is None:
+                        lease.conn = await self._connect(origin, timeout.connect)
+                    if on_send is not None:
+                        on_send()
                     raw = await lease.conn.handle_async_request(request)
             except _BodyError as exc:
                 await self._release(lease)  # half a request went out: the connection closes
@@ -534,13 +556,31 @@ class Transport:
                 waiter.event.set()
             conns = [c for idle in self._idle.values() for c in idle]
             conns += [c for shared in self._shared.values() for c in shared]
-            conns += [lease.conn for lease in self._leased if not lease.shared]
+            conns += [lease.conn for lease in self._leased if not lease.shared and lease.conn]
             self._idle.clear()
             self._shared.clear()
             self._idle_count = 0
             for conn in conns:
                 await self._close_connection(conn)
             self._total = len([lease for lease in self._leased if not lease.shared])
+
+
+def _http11_connection(origin: Any, stream: Any, keepalive_expiry: float | None) -> Any:
+    """httpcore's HTTP/1.1 connection over *stream*, its state lock swapped for one that does
+    not yield when free.
+
+    httpcore takes that lock twice per request, and its lock always yields to the event loop,
+    even uncontended: two extra trips through the loop per request. The transport leases an
+    HTTP/1.1 connection to one request at a time, so the lock is never contended; anyio's
+    ``fast_acquire`` lock keeps the same exclusion without the trips. (Should a future httpcore
+    rename the attribute, the assignment is inert and httpcore's own lock is used.)
+    """
+    import httpcore
+
+    connection = httpcore.AsyncHTTP11Connection(origin, stream, keepalive_expiry)
+    if hasattr(connection, "_state_lock"):
+        connection._state_lock = anyio.Lock(fast_acquire=True)  # type: ignore[assignment]
+    return connection
 
 
 def _is_stale_connection_error(exc: APIConnectionError) -> bool:

@@ -32,8 +32,15 @@ class UsageTotals:
     estimated: int = 0
 
     def __add__(self, other: UsageTotals) -> UsageTotals:
-        mine, theirs = attrs.astuple(self), attrs.astuple(other)
-        return UsageTotals(*(a + b for a, b in zip(mine, theirs, strict=True)))
+        return UsageTotals(
+            self.requests + other.requests,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+            self.cost + other.cost,
+            self.unpriced + other.unpriced,
+            self.estimated + other.estimated,
+        )
 
 
 class UsageTracker:

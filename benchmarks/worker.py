@@ -26,6 +26,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def system_seconds() -> float:
+    """The kernel's share of :func:`cpu_seconds` (system calls: sockets, polling)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 async def drive(count: int, concurrency: int, one: Any) -> None:
     """Run ``one()`` *count* times, *concurrency* at once (workers pulling from a counter)."""
     remaining = count
@@ -79,14 +84,16 @@ async def measure(spec: dict[str, Any]) -> dict[str, Any]:
         await drive(int(spec.get("warmup", max(concurrency, 20))), concurrency, one)
         chunks = 0
         first_chunk.clear()
-        cpu, wall = cpu_seconds(), time.perf_counter()
+        cpu, system, wall = cpu_seconds(), system_seconds(), time.perf_counter()
         await drive(requests, concurrency, one)
         cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
+        system = system_seconds() - system
     result = {
         "cpu_s": cpu,
         "wall_s": wall,
         "requests": requests,
         "cpu_us_per_request": cpu / requests * 1e6,
+        "system_us_per_request": system / requests * 1e6,
         "requests_per_s": requests / wall,
     }
     if scenario == "stream":

@@ -121,3 +121,18 @@ async def test_without_http2_the_same_server_speaks_http11(
         result = await pool.models.list()
         assert result.meta is not None and result.meta.http_version == "HTTP/1.1"
         assert result.headers["x-served-over"] == "1.1"
+
+
+async def test_an_untrusted_certificate_is_a_connection_error(
+    h2_server: tuple[str, ssl.SSLContext],
+) -> None:
+    """TLS runs in anyoai's network layer: a failed handshake is a typed error, sent nothing,
+    and leaves no connection behind."""
+    url, _ = h2_server
+    async with anyoai.open_pool(api_key=API_KEY, base_url=url, max_retries=0) as pool:
+        with pytest.raises(anyoai.APIConnectionError) as info:
+            await pool.models.list()
+        assert "certificate" in str(info.value).lower()
+        assert info.value.request_sent is False
+        stats = pool.statistics()
+        assert (stats.connections, stats.in_use) == (0, 0)

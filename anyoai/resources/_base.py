@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -46,8 +48,29 @@ ModelT = TypeVar("ModelT", bound=APIObject)
 StreamT = TypeVar("StreamT", bound=AsyncStream[Any])
 
 
+class _Keys:
+    """Idempotency keys: a random prefix per process and a counter (a ``uuid4`` per request
+    costs a system call and more than the rest of building the request). A forked child
+    draws a new prefix, so that parent and child never share keys."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = f"anyoai-retry-{uuid.uuid4()}-"
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter)}"
+
+
+_KEYS = _Keys()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_KEYS.reseed)
+
+
 def _idempotency_key() -> str:
-    return f"anyoai-retry-{uuid.uuid4()}"
+    return _KEYS.next()
 
 
 def _stream_flag(stream: bool | NotGiven) -> bool | None:

@@ -324,9 +324,13 @@ class Batches(Resource):
             finally:
                 done.set()
 
-        self._pool.spawn(poll, name=f"anyoai: polling batch {batch_id}")
         try:
             with anyio.fail_after(max_wait):
+                # a caller already cancelled or out of time starts no poller (trio notices an
+                # expired deadline only at a checkpoint; the poller's first request would be
+                # on the wire before the caller's next one)
+                await anyio.lowlevel.checkpoint()
+                self._pool.spawn(poll, name=f"anyoai: polling batch {batch_id}")
                 await done.wait()
         finally:
             scope.cancel()  # the caller left (cancelled, timed out): stop polling

@@ -1,0 +1,336 @@
+"""httpcore's network layer, lean: non-blocking sockets, awaited through anyio only when not ready.
+
+httpcore's own AnyIO backend goes through anyio's stream objects and enters a cancel scope
+(``fail_after``) around every read and every write, ready or not; that costs more CPU per request
+than anything else under httpcore's HTTP/1.1 code (``docs/benchmarks.md``). This backend tries
+the socket first: a write the kernel takes at once, or a read whose bytes have already arrived,
+is one system call. Only a socket that is not ready is awaited (``anyio.wait_readable`` /
+``anyio.wait_writable``), and only that wait runs under the phase's timeout.
+
+- **TCP**: the resolved addresses are tried in order within the connect timeout;
+  ``TCP_NODELAY`` is set, then the caller's socket options.
+- **TLS**: an :class:`ssl.SSLObject` over memory buffers, on top of any stream of this module
+  (so TLS through an HTTPS proxy's tunnel works too). No ``close_notify`` is sent on close,
+  and a peer's EOF without one ends the stream (as httpcore's own backends do).
+- **Errors** are httpcore's (``ConnectError``, ``ReadTimeout``, ...), which the transport
+  translates in its one place.
+
+A read that finds its bytes already there returns without a checkpoint; every request still
+waits on its socket at least once (for the response), where cancellation is delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import anyio
+import httpcore
+
+__all__ = ["NetworkBackend"]
+
+_READ_SIZE = 65536  # bytes asked of the socket when TLS needs more ciphertext
+
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+
+def _is_readable(sock: socket.socket) -> bool:
+    """Whether *sock* has data or an EOF waiting (for an idle connection: the server closed it)."""
+    if sock.fileno() < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)  # pragma: no cover - Windows
+    return bool(readable)
+
+
+async def _wait(
+    wait: Callable[[socket.socket], Awaitable[None]],
+    sock: socket.socket,
+    timeout: float | None,
+    on_timeout: type[httpcore.TimeoutException],
+    on_close: type[httpcore.NetworkError],
+) -> None:
+    """Wait until *sock* is ready, within *timeout*; raise httpcore's exceptions otherwise."""
+    try:
+        if timeout is None:
+            await wait(sock)
+        else:
+            with anyio.fail_after(timeout):
+                await wait(sock)
+    except TimeoutError:
+        raise on_timeout(f"timed out after {timeout}s") from None
+    except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+        raise on_close("the connection was closed") from exc
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """What both streams share: TLS on top of either (a proxy's tunnel carries TLS in TLS)."""
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await TLSStream.wrap(self, ssl_context, server_hostname, timeout)
+
+
+class SocketStream(_Stream):
+    """A connected non-blocking socket."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        sock = self._sock
+        while True:
+            try:
+                return sock.recv(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                raise httpcore.ReadError(f"{type(exc).__name__}: {exc}") from exc
+            await _wait(
+                anyio.wait_readable, sock, timeout, httpcore.ReadTimeout, httpcore.ReadError
+            )
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        sock = self._sock
+        view = memoryview(buffer)
+        while view:
+            try:
+                sent = sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                raise httpcore.WriteError(f"{type(exc).__name__}: {exc}") from exc
+            view = view[sent:]
+            if view:
+                await _wait(
+                    anyio.wait_writable, sock, timeout, httpcore.WriteTimeout, httpcore.WriteError
+                )
+
+    async def aclose(self) -> None:
+        if self._sock.fileno() >= 0:
+            anyio.notify_closing(self._sock)  # a task waiting on it gets an error, not a hang
+            self._sock.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        sock = self._sock
+        if info == "is_readable":
+            return _is_readable(sock)
+        if info == "socket":
+            return sock
+        if info in ("client_addr", "server_addr"):
+            try:
+                return sock.getsockname() if info == "client_addr" else sock.getpeername()
+            except OSError:
+                return None
+        return None
+
+
+class TLSStream(_Stream):
+    """TLS over another stream of this module: an :class:`ssl.SSLObject` and two memory BIOs.
+
+    Ciphertext leaves in the order it was produced: whoever sends it (a write, or a read that
+    must answer the peer) takes it from the outgoing buffer and sends it under one lock.
+    """
+
+    def __init__(
+        self,
+        transport: httpcore.AsyncNetworkStream,
+        ssl_object: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        self._transport = transport
+        self._ssl = ssl_object
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._send_lock = anyio.Lock(fast_acquire=True)
+
+    @classmethod
+    async def wrap(
+        cls,
+        transport: httpcore.AsyncNetworkStream,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | None,
+    ) -> TLSStream:
+        """Run the client handshake over *transport*; close it if the handshake fails."""
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        ssl_object = ssl_context.wrap_bio(
+            incoming, outgoing, server_side=False, server_hostname=server_hostname
+        )
+        stream = cls(transport, ssl_object, incoming, outgoing)
+        try:
+            await stream._handshake(timeout)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await transport.aclose()
+            raise
+        return stream
+
+    async def _handshake(self, timeout: float | None) -> None:
+        try:
+            while True:
+                try:
+                    self._ssl.do_handshake()
+                except ssl.SSLWantReadError:
+                    await self._flush(timeout)
+                    if not await self._fill(timeout):
+                        raise httpcore.ConnectError(
+                            "the server closed the connection during TLS"
+                        ) from None
+                    continue
+                await self._flush(timeout)
+                return
+        except (httpcore.ReadTimeout, httpcore.WriteTimeout) as exc:
+            raise httpcore.ConnectTimeout(f"TLS handshake: {exc}") from exc
+        except (httpcore.ReadError, httpcore.WriteError, ssl.SSLError) as exc:
+            raise httpcore.ConnectError(f"TLS handshake: {exc}") from exc
+
+    async def _fill(self, timeout: float | None) -> bool:
+        """Feed the next ciphertext from the transport to the TLS object; False at its EOF."""
+        data = await self._transport.read(_READ_SIZE, timeout)
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    async def _flush(self, timeout: float | None) -> None:
+        if self._outgoing.pending:
+            async with self._send_lock:
+                data = self._outgoing.read()
+                if data:
+                    await self._transport.write(data, timeout)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        while True:
+            try:
+                return self._ssl.read(max_bytes)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            except ssl.SSLError as exc:
+                raise httpcore.ReadError(f"TLS: {exc}") from exc
+            await self._flush(timeout)
+            if not await self._fill(timeout):
+                continue  # the TLS object now reports the end (or the bytes left before it)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        async with self._send_lock:
+            try:
+                self._ssl.write(buffer)
+            except ssl.SSLError as exc:
+                raise httpcore.WriteError(f"TLS: {exc}") from exc
+            await self._transport.write(self._outgoing.read(), timeout)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._ssl
+        return self._transport.get_extra_info(info)
+
+
+async def _connect(sock: socket.socket, address: Any) -> None:
+    try:
+        sock.connect(address)
+    except (BlockingIOError, InterruptedError):
+        await anyio.wait_writable(sock)
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise OSError(error, os.strerror(error)) from None
+
+
+class NetworkBackend(httpcore.AsyncNetworkBackend):
+    """Opens :class:`SocketStream` s: what the transport gives httpcore's connections."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        options = list(socket_options or ())
+
+        async def connect() -> SocketStream:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            error: OSError | None = None
+            for family, kind, proto, _, address in infos:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setblocking(False)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for option in options:
+                        sock.setsockopt(*option)
+                    if local_address is not None:
+                        sock.bind((local_address, 0))
+                    await _connect(sock, address)
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                return SocketStream(sock)
+            raise error or OSError(f"no address found for {host!r}")
+
+        return await self._connecting(connect, timeout)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        options = list(socket_options or ())
+
+        async def connect() -> SocketStream:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                for option in options:
+                    sock.setsockopt(*option)
+                await _connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+            return SocketStream(sock)
+
+        return await self._connecting(connect, timeout)
+
+    @staticmethod
+    async def _connecting(
+        connect: Callable[[], Awaitable[SocketStream]], timeout: float | None
+    ) -> SocketStream:
+        try:
+            with anyio.fail_after(timeout):
+                return await connect()
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"connect timed out after {timeout}s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
