@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -77,15 +78,21 @@ def measure(
     """Every variant (concurrency, encoding...) for every peer, *repeat* times, alternating."""
     rows = []
     cost: dict[str, float] = {}  # CPU seconds per request of each peer at the previous variant
+    broken: set[str] = set()  # peers that failed every run of the previous variant
     for variant in variants:
         samples: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
         failures: dict[str, str] = {}
         # a peer that got slow (a pool that scans its connections) does fewer requests, so that
         # a measurement stays within the time budget; its figures stay per request
+        # a peer that failed every run of the previous variant runs the fewest requests here
         counts = {
             peer: max(
                 int(variant.get("concurrency", 1)),
-                min(int(variant["requests"]), int(budget / cost[peer]) if peer in cost else 10**9),
+                min(
+                    int(variant["requests"]),
+                    int(budget / cost[peer]) if peer in cost else 10**9,
+                    0 if peer in broken else 10**9,
+                ),
             )
             for peer in peers
         }
@@ -102,13 +109,19 @@ def measure(
                     samples[peer].append(run_worker(spec))
                 except RuntimeError as exc:  # reported in the table, not hidden
                     failures.setdefault(peer, str(exc).strip().splitlines()[-1][:200])
+        broken.clear()
         for peer in peers:
             row: dict[str, Any] = {"peer": peer, **variant, "requests": counts[peer]}
-            if peer in failures:
+            if not samples[peer]:
                 row["error"] = failures[peer]
                 rows.append(row)
+                broken.add(peer)
+                cost.pop(peer, None)
                 print(f"  {scenario} {variant} {peer}: FAILED {row['error']}", flush=True)
                 continue
+            if peer in failures:  # some runs failed: the others are reported, with the error
+                row["failed_runs"] = repeat - len(samples[peer])
+                row["failure"] = failures[peer]
             cost[peer] = statistics.median(s["cpu_s"] / s["requests"] for s in samples[peer])
             for figure in figures:
                 row[figure] = summary([sample[figure] for sample in samples[peer]])
@@ -303,8 +316,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the with-blocks: nginx and workers are stopped
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     results = run(args)
     out: Path | None = args.out
     if out is None and not args.smoke:

@@ -101,7 +101,10 @@ def _table(
             if subject and row["peer"] != SUBJECT and "error" not in row
             else "-"
         )
-        cells = [row["peer"], str(row.get(key))]
+        peer = row["peer"]
+        if row.get("failed_runs"):
+            peer += f" ({row['failed_runs']} run(s) failed: {row['failure']})"
+        cells = [peer, str(row.get(key))]
         if "error" in row:
             cells += [f"failed: {row['error']}", *(["-"] * (len(figures) - 1))]
         else:

@@ -7,6 +7,7 @@ idempotency keys stay unique (per call, and across a fork)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import anyio
 import pytest
@@ -99,3 +100,49 @@ def test_idempotency_keys_are_unique_and_a_forked_child_draws_its_own() -> None:
     parent = _idempotency_key()
     assert child.startswith("anyoai-retry-")
     assert child.rsplit("-", 1)[0] != parent.rsplit("-", 1)[0]
+
+
+async def test_happy_eyeballs_moves_past_an_address_that_hangs() -> None:
+    """The first address never answers (a black hole); the second, a real listener, wins after
+    the attempt delay, and the hanging attempt is cancelled."""
+    import socket
+
+    from anyoai._network import happy_eyeballs
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    address = listener.getsockname()
+    cancelled: list[bool] = []
+
+    async def open_one(info: Any) -> socket.socket:
+        if info[4] == "black hole":
+            try:
+                await anyio.sleep_forever()
+            finally:
+                cancelled.append(True)
+        sock = socket.create_connection(info[4])
+        return sock
+
+    infos = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", "black hole"),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", address),
+    ]
+    with listener, anyio.fail_after(5):
+        sock = await happy_eyeballs(open_one, infos)
+        with sock:
+            assert sock.getpeername() == address
+    assert cancelled == [True]
+
+
+async def test_happy_eyeballs_reports_every_failure() -> None:
+    import socket
+
+    from anyoai._network import happy_eyeballs
+
+    async def open_one(info: Any) -> socket.socket:
+        raise ConnectionRefusedError(f"refused by {info[4]}")
+
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", name) for name in ("a", "b")]
+    with pytest.raises(OSError, match="refused by a; refused by b"):
+        await happy_eyeballs(open_one, infos)
