@@ -5,7 +5,8 @@ httpcore's own AnyIO backend goes through anyio's stream objects and enters a ca
 than anything else under httpcore's HTTP/1.1 code (``docs/benchmarks.md``). This backend tries
 the socket first: a write the kernel takes at once, or a read whose bytes have already arrived,
 is one system call. Only a socket that is not ready is awaited (``anyio.wait_readable`` /
-``anyio.wait_writable``), and only that wait runs under the phase's timeout.
+``anyio.wait_writable``), and only that wait runs under the phase's timeout, unless an
+enclosing deadline (the request's total timeout) comes first anyway.
 
 - **TCP**: the resolved addresses are raced "happy eyeballs" style (RFC 8305) within the
   connect timeout; ``TCP_NODELAY`` is set, then the caller's socket options.
@@ -61,8 +62,8 @@ async def _wait(
 ) -> None:
     """Wait until *sock* is ready, within *timeout*; raise httpcore's exceptions otherwise."""
     try:
-        if timeout is None:
-            await wait(sock)
+        if timeout is None or anyio.current_effective_deadline() <= anyio.current_time() + timeout:
+            await wait(sock)  # no timeout, or an enclosing deadline (the total) comes first
         else:
             with anyio.fail_after(timeout):
                 await wait(sock)
