@@ -180,7 +180,8 @@ class Dispatcher:
         pool_timeout = (request.timeout or self.timeout).pool
         # a call made in a cancelled or expired scope sends nothing: the fast path below never
         # yields, and trio notices an expired deadline only at a yield
-        if anyio.current_effective_deadline() <= anyio.current_time():
+        deadline = anyio.current_effective_deadline()
+        if deadline != math.inf and deadline <= anyio.current_time():
             await anyio.lowlevel.checkpoint()
         try:
             pool_limiter.acquire_on_behalf_of_nowait(borrower)  # a free slot: no timeout scope
@@ -284,7 +285,8 @@ class Dispatcher:
             if rate is not None:
                 tokens = await self._estimate(request, estimate) if rate.counts_tokens else 0
                 reservation = await rate.acquire(tokens)
-            await backend.prepare()
+            if backend.ad_token_provider is not None:
+                await backend.prepare()
 
             def mark_sent() -> None:
                 nonlocal sent

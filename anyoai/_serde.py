@@ -58,6 +58,8 @@ def _member(value: Any, cls: type) -> Any:
 
 
 def _structure_str(value: Any, cls: type) -> str:
+    if type(value) is str and cls is str:  # the common case, first
+        return value
     if isinstance(value, str):
         # str enums land here too (str is before Enum in their MRO)
         return _member(value, cls) if issubclass(cls, enum.Enum) else value
@@ -65,6 +67,8 @@ def _structure_str(value: Any, cls: type) -> str:
 
 
 def _structure_int(value: Any, cls: type) -> int:
+    if type(value) is int and cls is int:  # the common case, first
+        return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
