@@ -82,8 +82,8 @@ class Timeout:
     _extensions: dict[str, float | None] = attrs.field(init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        extensions = {"connect": self.connect, "read": self.read, "write": self.write}
-        object.__setattr__(self, "_extensions", {**extensions, "pool": self.pool})
+        phases = dict(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+        object.__setattr__(self, "_extensions", phases)
 
     @classmethod
     def coerce(cls, value: float | Timeout | None, *, setting: str = "timeout") -> Timeout:

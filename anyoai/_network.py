@@ -229,8 +229,7 @@ class TLSStream(_Stream):
             except ssl.SSLError as exc:
                 raise httpcore.ReadError(f"TLS: {exc}") from exc
             await self._flush(timeout)
-            if not await self._fill(timeout):
-                continue  # the TLS object now reports the end (or the bytes left before it)
+            await self._fill(timeout)  # at EOF, the TLS object then reports the end
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -301,14 +300,37 @@ async def happy_eyeballs(
     raise OSError("every address failed: " + "; ".join(str(e) for e in errors)) from errors[0]
 
 
-async def _connect(sock: socket.socket, address: Any) -> None:
+async def _open_socket(
+    family: int,
+    kind: int,
+    proto: int,
+    address: Any,
+    options: list[SocketOption],
+    *,
+    bind: tuple[str, int] | None = None,
+) -> socket.socket:
+    """A non-blocking socket connected to *address* (``TCP_NODELAY`` for TCP, then *options*);
+    closed if connecting fails or is cancelled."""
+    sock = socket.socket(family, kind, proto)
     try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        await anyio.wait_writable(sock)
-        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
-            raise OSError(error, os.strerror(error)) from None
+        sock.setblocking(False)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for option in options:
+            sock.setsockopt(*option)
+        if bind is not None:
+            sock.bind(bind)
+        try:
+            sock.connect(address)
+        except (BlockingIOError, InterruptedError):
+            await anyio.wait_writable(sock)
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                raise OSError(error, os.strerror(error)) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class NetworkBackend(httpcore.AsyncNetworkBackend):
@@ -326,19 +348,8 @@ class NetworkBackend(httpcore.AsyncNetworkBackend):
 
         async def open_one(info: AddressInfo) -> socket.socket:
             family, kind, proto, _, address = info
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                for option in options:
-                    sock.setsockopt(*option)
-                if local_address is not None:
-                    sock.bind((local_address, 0))
-                await _connect(sock, address)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
+            bind = None if local_address is None else (local_address, 0)
+            return await _open_socket(family, kind, proto, address, options, bind=bind)
 
         async def connect() -> SocketStream:
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -359,15 +370,7 @@ class NetworkBackend(httpcore.AsyncNetworkBackend):
         options = list(socket_options or ())
 
         async def connect() -> SocketStream:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                for option in options:
-                    sock.setsockopt(*option)
-                await _connect(sock, path)
-            except BaseException:
-                sock.close()
-                raise
+            sock = await _open_socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, path, options)
             return SocketStream(sock)
 
         return await self._connecting(connect, timeout)

@@ -83,17 +83,13 @@ def measure(
         samples: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
         failures: dict[str, str] = {}
         # a peer that got slow (a pool that scans its connections) does fewer requests, so that
-        # a measurement stays within the time budget; its figures stay per request
-        # a peer that failed every run of the previous variant runs the fewest requests here
+        # a measurement stays within the time budget; its figures stay per request. A peer
+        # that failed every run of the previous variant does the fewest: one per connection
+        fewest, wanted = int(variant.get("concurrency", 1)), int(variant["requests"])
         counts = {
-            peer: max(
-                int(variant.get("concurrency", 1)),
-                min(
-                    int(variant["requests"]),
-                    int(budget / cost[peer]) if peer in cost else 10**9,
-                    0 if peer in broken else 10**9,
-                ),
-            )
+            peer: fewest
+            if peer in broken
+            else max(fewest, min(wanted, int(budget / cost[peer]) if peer in cost else wanted))
             for peer in peers
         }
         for _ in range(repeat):
