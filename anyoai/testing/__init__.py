@@ -69,21 +69,24 @@ and ``come_up_blocking()`` for :func:`run_in_thread` servers).
 
 from __future__ import annotations
 
-from .._waits import set_testing
-from ._app import RecordedRequest
+from .._clock import InstantClock, SystemClock, set_testing
+from ._faults import Fault
+from ._framework import RecordedRequest
 from ._ratelimit import RateLimitStats
-from ._server import FakeServer, Fault, run_in_thread
+from ._server import FakeServer, run_in_thread
 from ._state import StoredBatch, StoredFile, StoredPart, StoredUpload
 
 __all__ = [
     "FakeServer",
     "Fault",
+    "InstantClock",
     "RateLimitStats",
     "RecordedRequest",
     "StoredBatch",
     "StoredFile",
     "StoredPart",
     "StoredUpload",
+    "SystemClock",
     "run_in_thread",
     "set_testing",
 ]

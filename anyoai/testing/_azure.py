@@ -1,16 +1,18 @@
 """Azure OpenAI mode of the fake server: deployment paths, ``api-version``, keys, content filter.
 
-:class:`AzureApp` is the :class:`~anyoai.testing._app.FakeApp` of ``FakeServer(azure=True)``. It
-answers like an Azure OpenAI resource (``https://{resource}.openai.azure.com``), reusing the
-OpenAI endpoints of :mod:`anyoai.testing._app` for the bodies and adding what Azure adds:
+:class:`AzureApp` is the :class:`~anyoai.testing._framework.FakeApp` of
+``FakeServer(azure=True)``. It answers like an Azure OpenAI resource
+(``https://{resource}.openai.azure.com``), reusing the OpenAI endpoints
+(:mod:`anyoai.testing._chat`, :mod:`anyoai.testing._completions`,
+:mod:`anyoai.testing._embeddings`) for the bodies and adding what Azure adds:
 
 Paths (:data:`AZURE_ROUTES`)
     ``POST /openai/deployments/{deployment}/chat/completions``, ``.../completions`` and
     ``.../embeddings``; ``GET /openai/models`` and ``GET /openai/models/{id}``; the Files,
     Uploads and Batch APIs under ``/openai/files``, ``/openai/uploads`` and ``/openai/batches``
-    (the OpenAI endpoints of :mod:`anyoai.testing._files` and :mod:`anyoai.testing._batches`,
-    same bodies). Anything else (the OpenAI ``/v1/...`` paths included) is a 404 ``Resource
-    not found``.
+    (the OpenAI endpoints of :mod:`anyoai.testing._files`, :mod:`anyoai.testing._uploads` and
+    :mod:`anyoai.testing._batches`, same bodies). Anything else (the OpenAI ``/v1/...`` paths
+    included) is a 404 ``Resource not found``.
 
 Batches
     A batch names ``/chat/completions``, ``/completions`` or ``/embeddings`` as its endpoint
@@ -46,7 +48,12 @@ from urllib.parse import quote
 
 import attrs
 
-from ._app import (
+from ._batches import BATCH_ROUTES
+from ._chat import chat_completions, message_text
+from ._completions import completions, parse_prompts
+from ._embeddings import embeddings
+from ._files import FILE_ROUTES
+from ._framework import (
     EPOCH,
     AppConfig,
     EndpointError,
@@ -55,16 +62,10 @@ from ._app import (
     Reply,
     RequestContext,
     Route,
-    _message_text,
-    _prompts,
-    chat_completions,
-    completions,
     dumps,
-    embeddings,
     json_reply,
 )
-from ._batches import BATCH_ROUTES
-from ._files import FILE_ROUTES
+from ._uploads import UPLOAD_ROUTES
 
 __all__ = [
     "AZURE_ROUTES",
@@ -296,11 +297,11 @@ class _Filtered:
 
 
 def _chat_texts(body: dict[str, Any]) -> list[str]:
-    return [_message_text(message.get("content")) for message in body["messages"]]
+    return [message_text(message.get("content")) for message in body["messages"]]
 
 
 def _completion_texts(body: dict[str, Any]) -> list[str]:
-    return [text for text, _ in _prompts(body["prompt"], "prompt")]
+    return [text for text, _ in parse_prompts(body["prompt"], "prompt")]
 
 
 #: ``POST /openai/deployments/{deployment}/chat/completions``.
@@ -374,7 +375,7 @@ AZURE_ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/openai/models/{model:path}", azure_retrieve_model),
     *(
         Route(route.method, "/openai" + route.template.removeprefix("/v1"), route.handler)
-        for route in (*FILE_ROUTES, *BATCH_ROUTES)
+        for route in (*FILE_ROUTES, *UPLOAD_ROUTES, *BATCH_ROUTES)
     ),
 )
 

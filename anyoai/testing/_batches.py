@@ -6,7 +6,7 @@ Endpoints (:data:`BATCH_ROUTES`)
     ``validating``; ``GET /v1/batches/{batch_id}`` retrieves it, ``POST
     /v1/batches/{batch_id}/cancel`` cancels it, ``GET /v1/batches`` lists them, newest first
     (``after``, ``limit`` 1-100, default 20). The endpoint must be one the app answers
-    (:meth:`FakeApp.batch_target <anyoai.testing._app.FakeApp.batch_target>`): chat
+    (:meth:`FakeApp.batch_target <anyoai.testing._framework.FakeApp.batch_target>`): chat
     completions, completions, embeddings and moderations; the input file must exist and have
     purpose ``batch``.
 
@@ -26,7 +26,7 @@ Lifecycle: one step per retrieval
         ``too_many_tasks`` (over 50,000 lines) and ``file_not_found``.
     ``in_progress`` -> ``finalizing``
         Every request runs through the app (:meth:`FakeApp.execute
-        <anyoai.testing._app.FakeApp.execute>`: the route table and the very handlers the
+        <anyoai.testing._framework.FakeApp.execute>`: the route table and the very handlers the
         HTTP layer uses, credentials aside, rate limits aside, not recorded in
         ``server.requests``), each with a sequence number of its own. ``request_counts`` and
         ``usage`` are filled in.
@@ -68,22 +68,19 @@ from typing import Any, Final
 
 import attrs
 
-from ._app import (
+from ._files import BATCH_OUTPUT, lifetime_of, list_page, new_file, query_int
+from ._framework import (
     EndpointError,
     RecordedRequest,
     Reply,
     RequestContext,
     Route,
-    _describe,
-    _invalid_type,
-    _invalid_value,
-    _require_str,
+    describe,
     dumps,
     error_body,
     json_reply,
     request_id,
 )
-from ._files import BATCH_OUTPUT, lifetime_of, list_page, new_file, query_int
 from ._state import (
     FINAL_BATCH_STATUSES,
     BatchLine,
@@ -91,6 +88,7 @@ from ._state import (
     RequestCounts,
     StoredBatch,
 )
+from ._validation import invalid_type, invalid_value, require_str
 
 __all__ = ["BATCH_ROUTES", "FAKE_OUTCOME", "FAKE_OUTCOMES"]
 
@@ -145,9 +143,9 @@ def _metadata(body: Mapping[str, Any]) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _invalid_type("metadata", "an object", value)
+        raise invalid_type("metadata", "an object", value)
     if len(value) > _MAX_METADATA_KEYS:
-        raise _invalid_value(
+        raise invalid_value(
             "metadata",
             f"Invalid 'metadata': too many properties. Expected an object with at most "
             f"{_MAX_METADATA_KEYS} properties, but got an object with {len(value)} properties "
@@ -155,21 +153,21 @@ def _metadata(body: Mapping[str, Any]) -> dict[str, str] | None:
         )
     for key, item in value.items():
         if len(key) > _MAX_METADATA_KEY:
-            raise _invalid_value(
+            raise invalid_value(
                 "metadata",
                 f"Invalid 'metadata': keys are at most {_MAX_METADATA_KEY} characters long.",
             )
         if not isinstance(item, str):
-            raise _invalid_type(f"metadata.{key}", "a string", item)
+            raise invalid_type(f"metadata.{key}", "a string", item)
         if len(item) > _MAX_METADATA_VALUE:
-            raise _invalid_value(
+            raise invalid_value(
                 f"metadata.{key}",
                 f"Invalid 'metadata.{key}': values are at most {_MAX_METADATA_VALUE} "
                 "characters long.",
             )
     outcome = value.get(FAKE_OUTCOME)
     if outcome is not None and outcome not in FAKE_OUTCOMES:
-        raise _invalid_value(
+        raise invalid_value(
             f"metadata.{FAKE_OUTCOME}",
             f"Invalid value: '{outcome}'. The fake server knows: {_choices(FAKE_OUTCOMES)}.",
         )
@@ -209,7 +207,7 @@ def _line_problem(
     def wrong_type(name: str, expected: str, found: Any) -> dict[str, Any]:
         return _error(
             "invalid_type",
-            f"Invalid type for '{name}': expected {expected}, but got {_describe(found)} instead.",
+            f"Invalid type for '{name}': expected {expected}, but got {describe(found)} instead.",
             name,
             number,
         )
@@ -489,17 +487,17 @@ def _step(ctx: RequestContext, batch: StoredBatch) -> StoredBatch:
 def create_batch(ctx: RequestContext) -> Reply:
     """``POST /v1/batches``: a new batch, ``validating``."""
     body = ctx.body_object()
-    input_file_id = _require_str(body, "input_file_id")
-    endpoint = _require_str(body, "endpoint")
-    window = _require_str(body, "completion_window")
+    input_file_id = require_str(body, "input_file_id")
+    endpoint = require_str(body, "endpoint")
+    window = require_str(body, "completion_window")
     app = ctx.require_app()
     supported = [choice for choice in app.batch_endpoints if _runs(ctx, choice)]
     if endpoint not in supported:
-        raise _invalid_value(
+        raise invalid_value(
             "endpoint", f"Invalid value: '{endpoint}'. Supported values are: {_choices(supported)}."
         )
     if window != COMPLETION_WINDOW:
-        raise _invalid_value(
+        raise invalid_value(
             "completion_window",
             f"Invalid value: '{window}'. Supported values are: '{COMPLETION_WINDOW}'.",
         )
@@ -509,7 +507,7 @@ def create_batch(ctx: RequestContext) -> Reply:
     if file is None:
         raise EndpointError(404, f"No such File object: {input_file_id}", param="input_file_id")
     if file.purpose != "batch":
-        raise _invalid_value(
+        raise invalid_value(
             "input_file_id",
             f"The input file must have purpose 'batch', but {input_file_id} has purpose "
             f"'{file.purpose}'.",
@@ -562,7 +560,7 @@ def list_batches(ctx: RequestContext) -> Reply:
     )
 
 
-#: The Batch API endpoints (part of :data:`~anyoai.testing._routes.DEFAULT_ROUTES`).
+#: The Batch API endpoints (part of :data:`~anyoai.testing._table.DEFAULT_ROUTES`).
 BATCH_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/v1/batches", create_batch),
     Route("GET", "/v1/batches", list_batches),

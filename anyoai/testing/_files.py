@@ -1,4 +1,4 @@
-"""The Files and Uploads APIs of the fake server, and its multipart/form-data parser.
+"""The Files API of the fake server, its multipart/form-data parser, and paged lists.
 
 Files (:data:`FILE_ROUTES`)
     ``POST /v1/files`` takes a multipart/form-data body with a ``file`` part (a filename and
@@ -6,30 +6,23 @@ Files (:data:`FILE_ROUTES`)
     ``user_data`` or ``evals``), and optionally ``expires_after[anchor]`` (``created_at``) and
     ``expires_after[seconds]`` (3600 to 2592000); ``batch`` and ``fine-tune`` files must be named
     ``*.jsonl``, files with purpose ``batch`` expire after 30 days unless told otherwise, and a
-    file above :attr:`AppConfig.max_file_bytes <anyoai.testing._app.AppConfig.max_file_bytes>`
+    file above :attr:`AppConfig.max_file_bytes <anyoai.testing._framework.AppConfig.max_file_bytes>`
     is refused. The content of a batch input is only read when a batch validates it
     (:mod:`anyoai.testing._batches`). ``GET /v1/files`` lists them (``purpose``, ``order``,
     ``limit``, ``after``), ``GET``/``DELETE /v1/files/{file_id}`` retrieve and delete one, and
     ``GET /v1/files/{file_id}/content`` answers its bytes as ``application/octet-stream``.
 
-Uploads
-    ``POST /v1/uploads`` (JSON ``bytes``, ``filename``, ``mime_type``, ``purpose``) opens an
-    upload for an hour; ``POST /v1/uploads/{upload_id}/parts`` adds a part (a multipart
-    ``data`` field of at most 64 MiB); ``POST /v1/uploads/{upload_id}/complete`` joins the parts
-    given in ``part_ids``, in that order (their sizes must add up to ``bytes``; an ``md5`` is
-    checked when given) into a file; ``POST /v1/uploads/{upload_id}/cancel`` cancels it. Time
-    does not pass in the fake server: an upload expires only when a test says so
-    (:meth:`AppState.expire_upload <anyoai.testing._state.AppState.expire_upload>`).
+The Uploads API (:mod:`anyoai.testing._uploads`) and the Batch API build on the parser, the
+lists and the file store of this module.
 
-Ids follow the server's sequence numbers: ``file-fake-000001``, ``upload_fake_000002``,
-``part_fake_000003``; ``created_at`` is ``1700000000 + seq``. Lists are ordered by ``created_at``
-and then by sequence number, so pages are stable even for objects of the same second. Errors
-have the OpenAI shape; unknown ids are 404 (``No such File object: file-...``).
+Ids follow the server's sequence numbers: ``file-fake-000001``; ``created_at`` is
+``1700000000 + seq``. Lists are ordered by ``created_at`` and then by sequence number, so pages
+are stable even for objects of the same second. Errors have the OpenAI shape; unknown ids are
+404 (``No such File object: file-...``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -37,20 +30,17 @@ from urllib.parse import quote, unquote
 
 import attrs
 
-from ._app import (
+from ._framework import (
     EPOCH,
     EndpointError,
     RecordedRequest,
     Reply,
     RequestContext,
     Route,
-    _invalid_type,
-    _invalid_value,
-    _missing,
-    _require_str,
     json_reply,
 )
-from ._state import StoredFile, StoredPart, StoredUpload
+from ._state import StoredFile
+from ._validation import invalid_type, invalid_value, missing
 
 __all__ = [
     "FILE_PURPOSES",
@@ -61,16 +51,8 @@ __all__ = [
 
 #: The purposes ``POST /v1/files`` accepts (``CreateFileRequest.purpose``).
 FILE_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
-#: The purposes ``POST /v1/uploads`` accepts (``CreateUploadRequest.purpose``).
-UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision")
 #: The purpose of the output and error files of a batch.
 BATCH_OUTPUT: Final = "batch_output"
-#: The largest part an upload takes.
-MAX_PART_BYTES: Final = 64 * 1024 * 1024
-#: The largest upload (``bytes``).
-MAX_UPLOAD_BYTES: Final = 8 * 1024 * 1024 * 1024
-#: How long an upload stays open (its ``expires_at`` is ``created_at`` plus this).
-UPLOAD_LIFETIME: Final = 3600
 #: How long a ``batch`` file lives unless ``expires_after`` says otherwise.
 BATCH_FILE_LIFETIME: Final = 30 * 24 * 3600
 #: The bounds of ``expires_after.seconds``.
@@ -258,7 +240,8 @@ def form_fields(request: RecordedRequest, allowed: Sequence[str]) -> dict[str, F
     return fields
 
 
-def _required_property(name: str) -> EndpointError:
+def required_property(name: str) -> EndpointError:
+    """The 400 the Files and Uploads APIs answer when a form field *name* is missing."""
     return EndpointError(400, f"'{name}' is a required property")
 
 
@@ -344,7 +327,7 @@ def list_page(
             seq = seq_of(after)
             cursor = (EPOCH + seq, seq) if seq is not None else None
         if cursor is None:
-            raise _invalid_value("after", f"Invalid 'after': no object has the id '{after}'.")
+            raise invalid_value("after", f"Invalid 'after': no object has the id '{after}'.")
         mark = cursor
         if descending:
             ordered = [item for item in ordered if key(item) < mark]
@@ -371,18 +354,18 @@ def _lifetime(anchor: str | None, seconds: Any, param: str) -> int | None:
     if anchor is None and seconds is None:
         return None
     if anchor is None:
-        raise _missing(f"{param}.anchor")
+        raise missing(f"{param}.anchor")
     if seconds is None:
-        raise _missing(f"{param}.seconds")
+        raise missing(f"{param}.seconds")
     if anchor != "created_at":
-        raise _invalid_value(
+        raise invalid_value(
             f"{param}.anchor",
             f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
         )
     if isinstance(seconds, bool) or not isinstance(seconds, int):
-        raise _invalid_type(f"{param}.seconds", "an integer", seconds)
+        raise invalid_type(f"{param}.seconds", "an integer", seconds)
     if not MIN_LIFETIME <= seconds <= MAX_LIFETIME:
-        raise _invalid_value(
+        raise invalid_value(
             f"{param}.seconds",
             f"Invalid '{param}.seconds': expected a value between {MIN_LIFETIME} and "
             f"{MAX_LIFETIME}, but got {seconds} instead.",
@@ -396,11 +379,12 @@ def lifetime_of(body: Mapping[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _invalid_type(name, "an object", value)
+        raise invalid_type(name, "an object", value)
     return _lifetime(value.get("anchor"), value.get("seconds"), name)
 
 
-def _check_filename(purpose: str, filename: str) -> None:
+def check_filename(purpose: str, filename: str) -> None:
+    """400 unless *filename* suits *purpose* (``batch`` and ``fine-tune`` files are ``*.jsonl``)."""
     api = _JSONL_PURPOSES.get(purpose)
     if api is not None and not filename.lower().endswith(".jsonl"):
         raise EndpointError(400, f"Invalid file format for {api}. Must be .jsonl", param="file")
@@ -453,9 +437,9 @@ def create_file(ctx: RequestContext) -> Reply:
     fields = form_fields(ctx.request, _FILE_FIELDS)
     upload = fields.get("file")
     if upload is None:
-        raise _required_property("file")
+        raise required_property("file")
     if "purpose" not in fields:
-        raise _required_property("purpose")
+        raise required_property("purpose")
     if not upload.filename:
         raise EndpointError(
             400, "'file' must be a file: a form-data part with a filename.", param="file"
@@ -471,7 +455,7 @@ def create_file(ctx: RequestContext) -> Reply:
             f"{format_size(limit)}.",
             param="file",
         )
-    _check_filename(purpose, upload.filename)
+    check_filename(purpose, upload.filename)
     anchor = fields["expires_after[anchor]"].text() if "expires_after[anchor]" in fields else None
     seconds: Any = None
     if "expires_after[seconds]" in fields:
@@ -494,7 +478,7 @@ def list_files(ctx: RequestContext) -> Reply:
     purpose = ctx.request.query.get("purpose")
     order = ctx.request.query.get("order", "desc")
     if order not in ("asc", "desc"):
-        raise _invalid_value(
+        raise invalid_value(
             "order", f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'."
         )
     limit = query_int(ctx, "limit", MAX_LIST_FILES, 1, MAX_LIST_FILES)
@@ -543,170 +527,11 @@ def file_content(ctx: RequestContext) -> Reply:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# uploads
-
-
-def _upload_or_404(ctx: RequestContext) -> StoredUpload:
-    upload_id = ctx.params["upload_id"]
-    upload = ctx.state.upload(upload_id)
-    if upload is None:
-        raise EndpointError(404, f"No such Upload object: {upload_id}", param="upload_id")
-    return upload
-
-
-def _pending(upload: StoredUpload, action: str) -> None:
-    if upload.status != "pending":
-        raise EndpointError(
-            400,
-            f"Cannot {action} upload {upload.id}: its status is '{upload.status}', not 'pending'.",
-        )
-
-
-def create_upload(ctx: RequestContext) -> Reply:
-    """``POST /v1/uploads``: open an upload (JSON ``bytes``, ``filename``, ``mime_type``,
-    ``purpose``, optional ``expires_after``)."""
-    body = ctx.body_object()
-    filename = _require_str(body, "filename")
-    purpose = _require_str(body, "purpose")
-    size = body.get("bytes")
-    if size is None:
-        raise _missing("bytes")
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise _invalid_type("bytes", "an integer", size)
-    mime_type = _require_str(body, "mime_type")
-    if purpose not in UPLOAD_PURPOSES:
-        choices = ", ".join(f"'{choice}'" for choice in UPLOAD_PURPOSES[:-1])
-        raise _invalid_value(
-            "purpose",
-            f"Invalid value: '{purpose}'. Supported values are: {choices} and "
-            f"'{UPLOAD_PURPOSES[-1]}'.",
-        )
-    if size < 0 or size > MAX_UPLOAD_BYTES:
-        raise _invalid_value(
-            "bytes",
-            f"Invalid 'bytes': an upload holds 0 to {format_size(MAX_UPLOAD_BYTES)}, "
-            f"not {size} bytes.",
-        )
-    if not filename:
-        raise _invalid_value("filename", "Invalid 'filename': empty string.")
-    _check_filename(purpose, filename)
-    lifetime = lifetime_of(body, "expires_after")
-    upload = StoredUpload(
-        id=f"upload_fake_{ctx.seq:06d}",
-        seq=ctx.seq,
-        filename=filename,
-        purpose=purpose,
-        size=size,
-        mime_type=mime_type,
-        created_at=ctx.created,
-        expires_at=ctx.created + UPLOAD_LIFETIME,
-        file_lifetime=lifetime,
-    )
-    ctx.state.save_upload(upload)
-    return json_reply(upload.to_json())
-
-
-def add_upload_part(ctx: RequestContext) -> Reply:
-    """``POST /v1/uploads/{upload_id}/parts``: a multipart ``data`` field, at most 64 MiB."""
-    upload = _upload_or_404(ctx)
-    fields = form_fields(ctx.request, ("data",))
-    part_field = fields.get("data")
-    if part_field is None:
-        raise _required_property("data")
-    _pending(upload, "add a part to")
-    if len(part_field.data) > MAX_PART_BYTES:
-        raise EndpointError(
-            400,
-            f"The part is too large: {len(part_field.data)} bytes. A part can be at most "
-            f"{format_size(MAX_PART_BYTES)}.",
-            param="data",
-        )
-    part = StoredPart(
-        id=f"part_fake_{ctx.seq:06d}",
-        seq=ctx.seq,
-        upload_id=upload.id,
-        created_at=ctx.created,
-        data=part_field.data,
-    )
-    ctx.state.save_upload(attrs.evolve(upload, parts=(*upload.parts, part)))
-    return json_reply(part.to_json())
-
-
-def complete_upload(ctx: RequestContext) -> Reply:
-    """``POST /v1/uploads/{upload_id}/complete``: join ``part_ids`` (in order) into a file."""
-    upload = _upload_or_404(ctx)
-    body = ctx.body_object()
-    part_ids = body.get("part_ids")
-    if part_ids is None:
-        raise _missing("part_ids")
-    if not isinstance(part_ids, list):
-        raise _invalid_type("part_ids", "an array", part_ids)
-    md5 = body.get("md5")
-    if md5 is not None and not isinstance(md5, str):
-        raise _invalid_type("md5", "a string", md5)
-    _pending(upload, "complete")
-    parts: list[StoredPart] = []
-    for index, part_id in enumerate(part_ids):
-        if not isinstance(part_id, str):
-            raise _invalid_type(f"part_ids[{index}]", "a string", part_id)
-        part = upload.part(part_id)
-        if part is None:
-            raise _invalid_value(
-                "part_ids", f"Invalid 'part_ids': '{part_id}' is not a part of {upload.id}."
-            )
-        if part in parts:
-            raise _invalid_value(
-                "part_ids", f"Invalid 'part_ids': '{part_id}' is given more than once."
-            )
-        parts.append(part)
-    total = sum(len(part.data) for part in parts)
-    if total != upload.size:
-        raise EndpointError(
-            400,
-            f"The parts add up to {total} bytes, but the upload was created with "
-            f"bytes={upload.size}.",
-            param="part_ids",
-        )
-    data = b"".join(part.data for part in parts)
-    if md5 is not None and hashlib.md5(data).hexdigest() != md5.lower():
-        raise EndpointError(
-            400,
-            f"The md5 checksum of the uploaded bytes ({hashlib.md5(data).hexdigest()}) does not "
-            f"match the one given ({md5}).",
-            param="md5",
-        )
-    file = new_file(
-        ctx,
-        ctx.seq,
-        filename=upload.filename,
-        purpose=upload.purpose,
-        data=data,
-        lifetime=upload.file_lifetime,
-    )
-    completed = attrs.evolve(upload, status="completed", file=file)
-    ctx.state.save_upload(completed)
-    return json_reply(completed.to_json())
-
-
-def cancel_upload(ctx: RequestContext) -> Reply:
-    """``POST /v1/uploads/{upload_id}/cancel``: no more parts, no file."""
-    upload = _upload_or_404(ctx)
-    _pending(upload, "cancel")
-    cancelled = attrs.evolve(upload, status="cancelled")
-    ctx.state.save_upload(cancelled)
-    return json_reply(cancelled.to_json())
-
-
-#: The Files and Uploads endpoints (part of :data:`~anyoai.testing._routes.DEFAULT_ROUTES`).
+#: The Files endpoints (part of :data:`~anyoai.testing._table.DEFAULT_ROUTES`).
 FILE_ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/v1/files", create_file),
     Route("GET", "/v1/files", list_files),
     Route("GET", "/v1/files/{file_id}", retrieve_file),
     Route("DELETE", "/v1/files/{file_id}", delete_file),
     Route("GET", "/v1/files/{file_id}/content", file_content),
-    Route("POST", "/v1/uploads", create_upload),
-    Route("POST", "/v1/uploads/{upload_id}/parts", add_upload_part),
-    Route("POST", "/v1/uploads/{upload_id}/complete", complete_upload),
-    Route("POST", "/v1/uploads/{upload_id}/cancel", cancel_upload),
 )

@@ -30,7 +30,7 @@ from typing import Final
 
 import attrs
 
-from ._app import Cost, Reply, error_reply
+from ._framework import Cost, Reply, error_reply
 
 __all__ = [
     "ORGANIZATION",
@@ -128,10 +128,6 @@ class Bucket:
         """What it holds at *now*: what a request may take."""
         self._refill(now)
         return self._level
-
-    def held(self) -> float:
-        """The reservations taken and not yet released."""
-        return self._held
 
     def wait(self, amount: float, now: float) -> float:
         """Seconds from *now* until it holds *amount* (0: it does; ``inf``: above capacity).

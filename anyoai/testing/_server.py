@@ -1,353 +1,49 @@
-"""The HTTP/1.1 layer of the fake OpenAI server: anyio sockets, h11, and wire-level faults.
+"""Running the fake OpenAI server: :class:`FakeServer` and :func:`run_in_thread`.
 
-:class:`FakeServer` listens on loopback, serves every connection in its own task (keep-alive,
-``Connection: close``, ``Expect: 100-continue``, chunked request bodies), records every request,
-asks :class:`~anyoai.testing._app.FakeApp` for the answer, has the rate limiter
-(:mod:`anyoai.testing._ratelimit`) admit it, and writes it: with ``Content-Length``, or chunked
-for streams. :class:`Fault` scripts what should go wrong on the way.
-
-Large bodies (file uploads and downloads of tens of MiB) go through without extra copies: a
-request body is kept once (in :attr:`RecordedRequest.body
-<anyoai.testing._app.RecordedRequest.body>`, not parsed as JSON when it is multipart), and a
-large answer is written straight from its bytes.
+:class:`FakeServer` holds the server's configuration (the app, the rate limiter, the scripted
+faults), binds on loopback, accepts connections in its own anyio task group and hands each to
+its :class:`~anyoai.testing._http.HTTPHandler`; it can go down and come up again on the same
+port. :func:`run_in_thread` runs one in a background thread, with its own event loop, for
+blocking tests.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import http
-import json
 import logging
-import math
-import re
-import threading
-import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import ClassVar, Final
 
 import anyio
 import anyio.abc
 import anyio.from_thread
 import attrs
-import h11
 
 from .._compat import TypedDict, Unpack
-from ._app import (
-    DEFAULT_MODELS,
-    AppConfig,
-    FakeApp,
-    RecordedRequest,
-    Reply,
-    dumps,
-    error_reply,
-    request_id,
-)
 from ._azure import DEFAULT_DEPLOYMENTS, AzureApp, AzureConfig
+from ._faults import Fault, FaultQueue, is_number
+from ._framework import DEFAULT_MODELS, AppConfig, FakeApp, RecordedRequest
+from ._http import HTTPHandler
 from ._ratelimit import Limiter, RateLimitStats
-from ._routes import DEFAULT_ROUTES
 from ._state import StoredBatch, StoredFile, StoredUpload
+from ._table import DEFAULT_ROUTES
 
-__all__ = ["FAULT_HEADER", "FakeServer", "Fault", "run_in_thread"]
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "FakeServer", "run_in_thread"]
 
 logger = logging.getLogger("anyoai.testing")
 
-#: The request header that carries a one-request :class:`Fault` as a JSON object.
-FAULT_HEADER: Final = "x-fake-fault"
-
-_RECEIVE_SIZE: Final = 65536
-# an answer body above this is sent on its own, straight from its bytes
-_INLINE_BODY: Final = 1 << 20
 #: The largest file ``POST /v1/files`` accepts unless told otherwise: 512 MiB.
 DEFAULT_MAX_FILE_BYTES: Final = 512 * 1024 * 1024
-# while an answer is delayed or streamed, read at most this much of what the client pipelines
-_WATCH_LIMIT: Final = 1 << 20
-_DISCONNECTS: Final = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-)
-_DROP_MODES: Final = ("before_headers", "mid_body", "mid_stream")
-_MALFORMED_EVENT: Final = b"data: {this is not JSON\n\n"
-_SERVER_ERROR: Final = "The server had an error while processing your request. Sorry about that!"
 # come_up: how long to retry binding the port while the OS still holds it
 _REBIND_TIMEOUT: Final = 5.0
 _REBIND_INTERVAL: Final = 0.02
-_AZURE_DEPLOYMENT: Final = re.compile(r"/openai/deployments/[^/]+(?P<rest>/.*)")
-
-
-def _freeze_headers(value: Mapping[str, str]) -> Mapping[str, str]:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"headers must be a mapping of str to str, not {type(value).__name__}")
-    frozen: dict[str, str] = {}
-    for name, text in value.items():
-        if not isinstance(name, str) or not isinstance(text, str):
-            raise TypeError("headers must be a mapping of str to str")
-        frozen[name] = text
-    return MappingProxyType(frozen)
-
-
-def _to_bytes(value: bytes | str | None) -> bytes | None:
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return value
-
-
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
 
 
 def _check_limit(name: str, value: object) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{name} must be an integer >= 1 or None, not {value!r}")
-
-
-def _model_of(request: RecordedRequest, reply: Reply) -> str:
-    if reply.cost.model is not None:
-        return reply.cost.model
-    named = request.json.get("model") if isinstance(request.json, dict) else None
-    return named if isinstance(named, str) else "default"
-
-
-@attrs.frozen(kw_only=True)
-class Fault:
-    """Something to go wrong with a request: an error status, a delay, a broken connection...
-
-    Give it to :meth:`FakeServer.add_fault`, or send it with one request as the JSON object of
-    its fields in the ``x-fake-fault`` header (``{"status": 429, "retry_after": 1}``). Fields
-    combine: *latency* first, then *drop* ``"before_headers"``, then the answer (the error of
-    *status*/*body*, or the endpoint's own), then its wire-level breakage.
-
-    :ivar status: answer with this status and an OpenAI-shaped error body instead of the
-        endpoint's answer. The error's ``code`` defaults by status: 400
-        ``invalid_request_error``, 401 ``invalid_api_key``, 404 ``not_found``, 429
-        ``rate_limit_exceeded`` (type ``requests``), 500 ``server_error``, 503 ``overloaded``;
-        other statuses ``null``.
-    :ivar code: the error's ``code`` (replaces the default).
-    :ivar message: the error's ``message`` (and the message of an *error_event*).
-    :ivar body: a raw body to send instead of the generated one (``str`` is UTF-8 encoded);
-        with it, *status* defaults to 200 and ``content-type`` to ``application/json``.
-    :ivar headers: extra response headers; they replace generated ones of the same name
-        (``content-length`` and ``transfer-encoding`` are ignored).
-    :ivar retry_after: sent as ``Retry-After``: seconds, or a string such as an HTTP date.
-    :ivar retry_after_ms: sent as ``retry-after-ms``.
-    :ivar latency: seconds to wait before answering. The wait ends early, and the connection
-        closes, if the client disconnects; server shutdown cancels it too.
-    :ivar drop: ``"before_headers"``: read the request, close without answering.
-        ``"mid_body"``: send the headers (with the full ``Content-Length``) and half the body,
-        then close. ``"mid_stream"``: send *after_events* events of a stream, then close
-        without the final chunk. On a non-streamed answer ``"mid_stream"`` acts as
-        ``"mid_body"``, on a streamed one ``"mid_body"`` acts as ``"mid_stream"``.
-    :ivar after_events: how many events of a stream go out before *drop*, *malformed* or
-        *error_event* strikes; never more than the events before ``[DONE]``, so a faulted
-        stream never sends ``[DONE]`` before the fault.
-    :ivar malformed: non-streamed: status 200 (unless *status* is set) with the body cut in
-        half, so it is not valid JSON. Streamed: after *after_events* events one ``data:`` line
-        that is not JSON, then the rest of the stream as usual.
-    :ivar error_event: streamed only: after *after_events* events, send ``data: {"error":
-        {"message", "type": "server_error", "param": null, "code": "stream_error"}}`` and end
-        the stream cleanly (no ``[DONE]``).
-    :ivar times: for :meth:`FakeServer.add_fault` only: how many matching requests it
-        applies to before it is used up.
-    """
-
-    status: int | None = None
-    code: str | None = None
-    message: str | None = None
-    body: bytes | None = attrs.field(default=None, converter=_to_bytes)
-    headers: Mapping[str, str] = attrs.field(
-        factory=lambda: MappingProxyType({}), converter=_freeze_headers, hash=False
-    )
-    retry_after: float | str | None = None
-    retry_after_ms: float | None = None
-    latency: float = 0.0
-    drop: Literal["before_headers", "mid_body", "mid_stream"] | None = None
-    after_events: int = 2
-    malformed: bool = False
-    error_event: bool = False
-    times: int = 1
-
-    def __attrs_post_init__(self) -> None:
-        if self.status is not None and (
-            isinstance(self.status, bool)
-            or not isinstance(self.status, int)
-            or not 100 <= self.status <= 599
-        ):
-            raise ValueError(f"status must be an HTTP status (100-599), not {self.status!r}")
-        for name in ("code", "message"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"{name} must be a string or None")
-        if self.retry_after is not None and not (
-            isinstance(self.retry_after, str) or _is_number(self.retry_after)
-        ):
-            raise ValueError("retry_after must be a number of seconds >= 0 or a string")
-        if self.retry_after_ms is not None and not _is_number(self.retry_after_ms):
-            raise ValueError("retry_after_ms must be a number >= 0")
-        if not _is_number(self.latency):
-            raise ValueError("latency must be a number of seconds >= 0")
-        if self.drop is not None and self.drop not in _DROP_MODES:
-            raise ValueError(f"drop must be one of {', '.join(_DROP_MODES)} or None")
-        for name, minimum in (("after_events", 0), ("times", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}")
-        for name in ("malformed", "error_event"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a boolean")
-
-    @property
-    def replaces_answer(self) -> bool:
-        """Whether the fault answers in place of the endpoint (*status* or *body* is set)."""
-        return self.status is not None or self.body is not None
-
-
-_FAULT_FIELDS: Final = frozenset(field.name for field in attrs.fields(Fault))
-
-# status -> (error type, default code, default message)
-_FAULT_ERRORS: Final[dict[int, tuple[str, str | None, str]]] = {
-    400: ("invalid_request_error", "invalid_request_error", "Bad request."),
-    401: (
-        "invalid_request_error",
-        "invalid_api_key",
-        "Incorrect API key provided. You can find your API key at "
-        "https://platform.openai.com/account/api-keys.",
-    ),
-    404: ("invalid_request_error", "not_found", "The requested resource was not found."),
-    429: (
-        "requests",
-        "rate_limit_exceeded",
-        "Rate limit reached for requests. Please try again later.",
-    ),
-    500: ("server_error", "server_error", _SERVER_ERROR),
-    503: (
-        "server_error",
-        "overloaded",
-        "The engine is currently overloaded, please try again later.",
-    ),
-}
-
-
-def _fault_from_header(raw: str) -> Fault:
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"not JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ValueError("expected a JSON object of Fault fields")
-    unknown = sorted(set(value) - _FAULT_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(unknown)}")
-    return Fault(**value)
-
-
-def _fault_reply(fault: Fault) -> Reply:
-    if fault.body is not None:
-        return Reply(
-            status=fault.status if fault.status is not None else 200,
-            headers=(("content-type", "application/json"),),
-            body=fault.body,
-        )
-    status = fault.status if fault.status is not None else 500
-    if status in _FAULT_ERRORS:
-        kind, code, message = _FAULT_ERRORS[status]
-    else:
-        kind = "server_error" if status >= 500 else "invalid_request_error"
-        code = None
-        message = f"{status} {_reason(status).decode('ascii')} (injected by the fake server)."
-    return error_reply(
-        status,
-        fault.message if fault.message is not None else message,
-        type=kind,
-        code=fault.code if fault.code is not None else code,
-    )
-
-
-def _format_seconds(value: float | str) -> str:
-    if isinstance(value, str):
-        return value
-    number = float(value)
-    return str(int(number)) if number.is_integer() else repr(number)
-
-
-def _reason(status: int) -> bytes:
-    try:
-        return http.HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
-
-
-def _decode(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
-
-
-def _record(event: h11.Request, body: bytes) -> RecordedRequest:
-    target = _decode(event.target)
-    if target.startswith("/"):
-        path, _, query = target.partition("?")
-    else:  # absolute-form ("http://host/v1/models") or "*"
-        parts = urllib.parse.urlsplit(target)
-        path, query = parts.path or target, parts.query
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in event.headers:
-        name = raw_name.decode("ascii", "replace").lower()
-        value = _decode(raw_value)
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    parsed: Any = None
-    # a multipart body (a file upload, possibly large) is never JSON: do not decode it
-    multipart = headers.get("content-type", "").lstrip().lower().startswith("multipart/")
-    if body and not multipart and not body.isspace():
-        try:
-            parsed = json.loads(body)
-        except (ValueError, RecursionError):
-            parsed = None
-    return RecordedRequest(
-        event.method.decode("ascii", "replace").upper(),
-        path,
-        dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
-        headers,
-        body,
-        parsed,
-    )
-
-
-def _encode(conn: h11.Connection, event: h11.Event) -> bytes:
-    return conn.send(event) or b""
-
-
-@attrs.define
-class _PendingFault:
-    fault: Fault
-    path: str | None
-    method: str | None
-    remaining: int
-
-    def matches(self, request: RecordedRequest) -> bool:
-        if self.method is not None and self.method != request.method:
-            return False
-        if self.path is None:
-            return True
-        if request.path in (self.path, "/v1" + self.path, "/openai" + self.path):
-            return True
-        scoped = _AZURE_DEPLOYMENT.fullmatch(request.path)
-        return scoped is not None and scoped.group("rest") == self.path
-
-
-@attrs.define(eq=False)
-class _Connection:
-    scope: anyio.CancelScope
-    closed: anyio.Event
-    idle: bool = False
 
 
 @attrs.define(eq=False)
@@ -444,8 +140,8 @@ class FakeServer:
     :ivar port: the port it listens on (the requested one until entry).
     :ivar requests: every request received, in order of arrival. Appended from the server's
         thread under a lock: read it once the requests you care about have been answered.
-    :ivar app: the endpoints; :meth:`FakeApp.add_route <anyoai.testing._app.FakeApp.add_route>`
-        adds one.
+    :ivar app: the endpoints;
+        :meth:`FakeApp.add_route <anyoai.testing._framework.FakeApp.add_route>` adds one.
     """
 
     #: The models listed when none are given.
@@ -478,13 +174,13 @@ class FakeServer:
             raise TypeError("models must be a sequence of model ids, not a string")
         if isinstance(embedding_dimensions, bool) or embedding_dimensions < 1:
             raise ValueError("embedding_dimensions must be an integer >= 1")
-        if not _is_number(stream_chunk_delay):
+        if not is_number(stream_chunk_delay):
             raise ValueError("stream_chunk_delay must be a number of seconds >= 0")
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
-        if not _is_number(rate_limit_period) or rate_limit_period <= 0:
+        if not is_number(rate_limit_period) or rate_limit_period <= 0:
             raise ValueError("rate_limit_period must be a number of seconds > 0")
-        if not _is_number(latency):
+        if not is_number(latency):
             raise ValueError("latency must be a number of seconds >= 0")
         if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int):
             raise TypeError("max_file_bytes must be an integer")
@@ -492,9 +188,8 @@ class FakeServer:
             raise ValueError("max_file_bytes must be >= 1")
         self.host = host
         self.port = port
-        self.stream_chunk_delay = float(stream_chunk_delay)
-        self.latency = float(latency)
         self._limiter = Limiter(rpm=rpm, tpm=tpm, period=float(rate_limit_period))
+        self._faults = FaultQueue()
         self.requests: list[RecordedRequest] = []
         self.azure = bool(azure)
         config = AppConfig(
@@ -514,11 +209,15 @@ class FakeServer:
             self.app = AzureApp(config, settings)
         else:
             self.app = FakeApp(config, DEFAULT_ROUTES)
+        self._http = HTTPHandler(
+            app=self.app,
+            limiter=self._limiter,
+            faults=self._faults,
+            requests=self.requests,
+            latency=float(latency),
+            stream_chunk_delay=float(stream_chunk_delay),
+        )
         self._requested_port = port
-        self._lock = threading.Lock()
-        self._faults: list[_PendingFault] = []
-        self._open = 0
-        self._connections: set[_Connection] = set()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._listening: _Listening | None = None
         self._generation = 0
@@ -545,6 +244,24 @@ class FakeServer:
         return self.endpoint if self.azure else self.endpoint + "/v1"
 
     @property
+    def latency(self) -> float:
+        """Seconds every answer waits after the rate-limit decision (the *latency* argument)."""
+        return self._http.latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._http.latency = value
+
+    @property
+    def stream_chunk_delay(self) -> float:
+        """Seconds to wait between the events of a stream (the *stream_chunk_delay* argument)."""
+        return self._http.stream_chunk_delay
+
+    @stream_chunk_delay.setter
+    def stream_chunk_delay(self, value: float) -> None:
+        self._http.stream_chunk_delay = value
+
+    @property
     def is_up(self) -> bool:
         """Whether the server is running and listening (entered, and not :meth:`go_down`)."""
         return self._task_group is not None and self._listening is not None
@@ -552,8 +269,7 @@ class FakeServer:
     @property
     def open_connections(self) -> int:
         """How many client connections are open right now."""
-        with self._lock:
-            return self._open
+        return self._http.open_connections
 
     def add_fault(
         self, fault: Fault, *, path: str | None = None, method: str | None = None
@@ -569,14 +285,7 @@ class FakeServer:
         ``x-fake-fault`` header takes precedence (and consumes nothing). Safe to call from any
         thread.
         """
-        pending = _PendingFault(
-            fault=fault,
-            path=path,
-            method=method.upper() if method is not None else None,
-            remaining=fault.times,
-        )
-        with self._lock:
-            self._faults.append(pending)
+        self._faults.add(fault, path=path, method=method)
 
     @property
     def files(self) -> Mapping[str, StoredFile]:
@@ -607,9 +316,8 @@ class FakeServer:
         Ids keep counting up, the rate-limit buckets keep their levels, and the files, uploads
         and batches stay.
         """
-        with self._lock:
-            self.requests.clear()
-            self._faults.clear()
+        self._http.clear_requests()
+        self._faults.clear()
         self._limiter.clear_stats()
 
     def rate_limit_stats(self) -> RateLimitStats:
@@ -628,12 +336,7 @@ class FakeServer:
         It returns once those sockets are closed, so a client that reuses one next finds it
         closed (a stale pooled connection). Call it from the server's event loop.
         """
-        idle = [connection for connection in self._connections if connection.idle]
-        for connection in idle:
-            connection.scope.cancel()
-        for connection in idle:
-            await connection.closed.wait()
-        return len(idle)
+        return await self._http.close_connections(idle_only=True)
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -703,11 +406,7 @@ class FakeServer:
         with anyio.CancelScope(shield=True):
             await listening.stopped.wait()
             await listening.listener.aclose()
-            connections = list(self._connections)
-            for connection in connections:
-                connection.scope.cancel()
-            for connection in connections:
-                await connection.closed.wait()
+            await self._http.close_connections()
         logger.debug("fake server on %s went down", self.url)
 
     async def come_up(self) -> None:
@@ -809,325 +508,11 @@ class FakeServer:
                 continue
             task_group.start_soon(self._connection, stream, generation)
 
-    # --------------------------------------------------------------------------- connections
-
     async def _connection(self, stream: anyio.abc.SocketStream, generation: int) -> None:
         if generation != self._generation:  # accepted just before the server went down
             await anyio.aclose_forcefully(stream)
             return
-        connection = _Connection(scope=anyio.CancelScope(), closed=anyio.Event())
-        self._connections.add(connection)
-        with self._lock:
-            self._open += 1
-        try:
-            with connection.scope:
-                await self._serve(stream, connection)
-        except (*_DISCONNECTS, h11.ProtocolError) as exc:
-            logger.debug("fake server: connection ended: %r", exc)
-        except Exception:
-            logger.exception("fake server: unexpected error while serving a connection")
-        finally:
-            try:
-                await anyio.aclose_forcefully(stream)
-            finally:
-                with self._lock:
-                    self._open -= 1
-                self._connections.discard(connection)
-                connection.closed.set()
-
-    async def _serve(self, stream: anyio.abc.SocketStream, connection: _Connection) -> None:
-        conn = h11.Connection(h11.SERVER)
-        while True:
-            received = await self._receive_request(stream, conn, connection)
-            if received is None:
-                return
-            if not await self._exchange(stream, conn, *received):
-                return
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return  # Connection: close, HTTP/1.0, or an unfinished exchange
-            conn.start_next_cycle()
-
-    async def _receive_request(
-        self, stream: anyio.abc.SocketStream, conn: h11.Connection, connection: _Connection
-    ) -> tuple[h11.Request, bytes] | None:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                await self._reject(stream, conn, exc)
-                return None
-            if event is h11.NEED_DATA:
-                if conn.they_are_waiting_for_100_continue:
-                    continue_event = h11.InformationalResponse(status_code=100, headers=[])
-                    await stream.send(_encode(conn, continue_event))
-                # idle: between requests, with nothing of the next one received yet
-                connection.idle = request is None and not conn.trailing_data[0]
-                try:
-                    data = await stream.receive(_RECEIVE_SIZE)
-                except anyio.EndOfStream:
-                    data = b""
-                finally:
-                    connection.idle = False
-                conn.receive_data(data)
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage) and request is not None:
-                return request, bytes(body)
-            else:  # ConnectionClosed: the client is done with this connection
-                return None
-
-    async def _reject(
-        self, stream: anyio.abc.SocketStream, conn: h11.Connection, exc: h11.RemoteProtocolError
-    ) -> None:
-        logger.debug("fake server: unreadable request: %s", exc)
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        with self._lock:
-            seq = self.app.state.next_seq()
-        status = exc.error_status_hint
-        reply = error_reply(status, f"Could not read the HTTP request: {exc}")
-        headers = self._headers(reply, seq, 0, None)
-        headers.append(("connection", "close"))
-        headers.append(("content-length", str(len(reply.body))))
-        try:
-            response = h11.Response(status_code=status, headers=headers, reason=_reason(status))
-            data = _encode(conn, response) + _encode(conn, h11.Data(data=reply.body))
-            await stream.send(data + _encode(conn, h11.EndOfMessage()))
-        except (*_DISCONNECTS, h11.ProtocolError) as error:
-            logger.debug("fake server: could not send the 400: %r", error)
-
-    # ----------------------------------------------------------------------------- exchanges
-
-    async def _exchange(
-        self, stream: anyio.abc.SocketStream, conn: h11.Connection, event: h11.Request, body: bytes
-    ) -> bool:
-        """Answer one request; return whether the connection may serve another."""
-        started = anyio.current_time()
-        request = _record(event, body)
-        with self._lock:
-            seq = self.app.state.next_seq()
-            self.requests.append(request)
-        fault, reply = self._fault_for(request)
-        if (
-            fault is not None
-            and fault.latency > 0
-            and not await self._sleep(stream, conn, fault.latency)
-        ):
-            logger.debug("fake server: client left during the latency of request %d", seq)
-            return False
-        if fault is not None and fault.drop == "before_headers":
-            logger.debug("fake server: dropping request %d before the headers", seq)
-            return False
-        refund = 0
-        if reply is None:
-            if fault is not None and fault.replaces_answer:
-                reply = _fault_reply(fault)
-            else:
-                reply = self._answer(request, seq)
-                if reply.status < 400:  # a real answer: the rate limiter decides
-                    admission = self._limiter.admit(
-                        reply.cost, _model_of(request, reply), anyio.current_time()
-                    )
-                    reply = admission.rejection or reply
-                    refund = admission.refund
-        try:
-            if self.latency > 0 and not await self._sleep(stream, conn, self.latency):
-                logger.debug("fake server: client left during the latency of request %d", seq)
-                return False
-        finally:
-            # the answer is known (or abandoned): give back the reserved tokens it did not use
-            self._limiter.release(refund, anyio.current_time())
-        if fault is not None and fault.malformed and not reply.streaming:
-            cut = reply.body[: max(1, len(reply.body) // 2)] if reply.body else b'{"'
-            status = fault.status if fault.status is not None else 200
-            reply = attrs.evolve(reply, status=status, body=cut)
-        elapsed_ms = int((anyio.current_time() - started) * 1000)
-        headers = self._headers(reply, seq, elapsed_ms, fault)
-        if reply.streaming:
-            streamed = reply
-
-            async def send_stream() -> bool:
-                return await self._send_stream(stream, conn, streamed, headers, fault)
-
-            return await self._watching(stream, conn, send_stream)
-        return await self._send_body(stream, conn, reply, headers, fault, request.method)
-
-    async def _sleep(
-        self, stream: anyio.abc.SocketStream, conn: h11.Connection, delay: float
-    ) -> bool:
-        """Wait *delay* seconds unless the client leaves; return whether it stayed."""
-
-        async def wait() -> bool:
-            await anyio.sleep(delay)
-            return True
-
-        return await self._watching(stream, conn, wait)
-
-    def _fault_for(self, request: RecordedRequest) -> tuple[Fault | None, Reply | None]:
-        raw = request.headers.get(FAULT_HEADER)
-        if raw is not None:
-            try:
-                return _fault_from_header(raw), None
-            except (TypeError, ValueError) as exc:
-                message = f"Invalid {FAULT_HEADER} header: {exc}"
-                return None, error_reply(400, message, param=FAULT_HEADER)
-        with self._lock:
-            for index, pending in enumerate(self._faults):
-                if pending.matches(request):
-                    pending.remaining -= 1
-                    if pending.remaining <= 0:
-                        del self._faults[index]
-                    return pending.fault, None
-        return None, None
-
-    def _answer(self, request: RecordedRequest, seq: int) -> Reply:
-        try:
-            return self.app.handle(request, seq)
-        except Exception:
-            logger.exception(
-                "fake server: the endpoint failed on %s %s", request.method, request.path
-            )
-            return error_reply(500, _SERVER_ERROR, type="server_error", code="server_error")
-
-    def _headers(
-        self, reply: Reply, seq: int, elapsed_ms: int, fault: Fault | None
-    ) -> list[tuple[str, str]]:
-        merged: dict[str, tuple[str, str]] = {}
-        for name, value in reply.headers:
-            merged[name.lower()] = (name, value)
-        merged["x-request-id"] = ("x-request-id", request_id(seq))
-        merged["openai-version"] = ("openai-version", "2020-10-01")
-        merged["openai-processing-ms"] = ("openai-processing-ms", str(elapsed_ms))
-        for name, value in self.app.response_headers(seq):
-            merged[name.lower()] = (name, value)
-        for name, value in self._limiter.headers(anyio.current_time()):
-            merged[name] = (name, value)
-        if fault is not None:
-            if fault.retry_after is not None:
-                merged["retry-after"] = ("retry-after", _format_seconds(fault.retry_after))
-            if fault.retry_after_ms is not None:
-                value = _format_seconds(fault.retry_after_ms)
-                merged["retry-after-ms"] = ("retry-after-ms", value)
-            for name, value in fault.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding"):
-                    merged[name.lower()] = (name, value)
-        return list(merged.values())
-
-    async def _watching(
-        self,
-        stream: anyio.abc.SocketStream,
-        conn: h11.Connection,
-        action: Callable[[], Awaitable[bool]],
-    ) -> bool:
-        """Run *action* while watching for the client to leave; cancel it if it does."""
-        lost = False
-        result = False
-
-        async def watch(scope: anyio.CancelScope) -> None:
-            nonlocal lost
-            received = 0
-            try:
-                while received < _WATCH_LIMIT:
-                    data = await stream.receive(_RECEIVE_SIZE)
-                    conn.receive_data(data)  # a pipelined request: keep it for later
-                    received += len(data)
-            except _DISCONNECTS:
-                lost = True
-                scope.cancel()
-
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(watch, task_group.cancel_scope)
-            try:
-                result = await action()
-            except (*_DISCONNECTS, h11.ProtocolError) as exc:
-                logger.debug("fake server: connection lost while answering: %r", exc)
-                result = False
-            task_group.cancel_scope.cancel()
-        return result and not lost
-
-    async def _send_body(
-        self,
-        stream: anyio.abc.SocketStream,
-        conn: h11.Connection,
-        reply: Reply,
-        headers: list[tuple[str, str]],
-        fault: Fault | None,
-        method: str,
-    ) -> bool:
-        body = reply.body
-        headers.append(("content-length", str(len(body))))
-        response = h11.Response(
-            status_code=reply.status, headers=_wire(headers), reason=_reason(reply.status)
-        )
-        if fault is not None and fault.drop in ("mid_body", "mid_stream"):
-            data = _encode(conn, response) + _encode(conn, h11.Data(data=body[: len(body) // 2]))
-            await stream.send(data)
-            logger.debug("fake server: dropped the connection in the middle of a body")
-            return False
-        data = _encode(conn, response)
-        if body and method != "HEAD":
-            if len(body) <= _INLINE_BODY:
-                data += _encode(conn, h11.Data(data=body))
-            else:  # a large body (a file's content): no joined or concatenated copy of it
-                await stream.send(data)
-                data = b""
-                for piece in conn.send_with_data_passthrough(h11.Data(data=body)) or ():
-                    await stream.send(piece)
-        await stream.send(data + _encode(conn, h11.EndOfMessage()))
-        return True
-
-    async def _send_stream(
-        self,
-        stream: anyio.abc.SocketStream,
-        conn: h11.Connection,
-        reply: Reply,
-        headers: list[tuple[str, str]],
-        fault: Fault | None,
-    ) -> bool:
-        events = reply.events or ()
-        response = h11.Response(
-            status_code=reply.status, headers=_wire(headers), reason=_reason(reply.status)
-        )
-        await stream.send(_encode(conn, response))
-        strike = min(fault.after_events, len(events) - 1) if fault is not None else -1
-        for index, payload in enumerate(events):
-            if index == strike and fault is not None:
-                if fault.drop is not None:
-                    logger.debug("fake server: dropped the connection in the middle of a stream")
-                    return False
-                if fault.error_event:
-                    error = {
-                        "error": {
-                            "message": fault.message or _SERVER_ERROR,
-                            "type": "server_error",
-                            "param": None,
-                            "code": fault.code or "stream_error",
-                        }
-                    }
-                    await self._send_event(stream, conn, dumps(error).encode("utf-8"))
-                    await stream.send(_encode(conn, h11.EndOfMessage()))
-                    return True
-                if fault.malformed:
-                    await stream.send(_encode(conn, h11.Data(data=_MALFORMED_EVENT)))
-            if index and self.stream_chunk_delay > 0:
-                await anyio.sleep(self.stream_chunk_delay)
-            await self._send_event(stream, conn, payload.encode("utf-8"))
-        await stream.send(_encode(conn, h11.EndOfMessage()))
-        return True
-
-    @staticmethod
-    async def _send_event(
-        stream: anyio.abc.SocketStream, conn: h11.Connection, data: bytes
-    ) -> None:
-        await stream.send(_encode(conn, h11.Data(data=b"data: " + data + b"\n\n")))
-
-
-def _wire(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
+        await self._http.serve(stream)
 
 
 class _ServerOptions(TypedDict, total=False):

@@ -2,16 +2,16 @@
 
 The completion endpoints are pure functions of their request; the Files, Uploads and Batch APIs
 are not. Their objects live in one :class:`AppState` per :class:`~anyoai.testing.FakeServer`
-(per :class:`~anyoai.testing._app.FakeApp`), from its creation to its end: recorded requests may
-be cleared, the state is kept.
+(per :class:`~anyoai.testing._framework.FakeApp`), from its creation to its end: recorded
+requests may be cleared, the state is kept.
 
 Every stored object is frozen: a change stores a new version, so what
 :attr:`FakeServer.files <anyoai.testing.FakeServer.files>` (``uploads``, ``batches``) hands out
 is a read-only snapshot. Endpoints change the state from the server's event loop only; a lock
 makes snapshots safe to take from other threads (:func:`~anyoai.testing.run_in_thread`).
 
-Nothing here does I/O or knows HTTP: the endpoints are in :mod:`anyoai.testing._files` and
-:mod:`anyoai.testing._batches`.
+Nothing here does I/O or knows HTTP: the endpoints are in :mod:`anyoai.testing._files`,
+:mod:`anyoai.testing._uploads` and :mod:`anyoai.testing._batches`.
 """
 
 from __future__ import annotations
@@ -34,20 +34,7 @@ __all__ = [
     "StoredUpload",
 ]
 
-#: The statuses of an upload (``Upload.status``).
-UPLOAD_STATUSES: Final = ("pending", "completed", "cancelled", "expired")
-
-#: The statuses of a batch (``Batch.status``), and those it never leaves.
-BATCH_STATUSES: Final = (
-    "validating",
-    "failed",
-    "in_progress",
-    "finalizing",
-    "completed",
-    "expired",
-    "cancelling",
-    "cancelled",
-)
+#: The statuses a batch (``Batch.status``) never leaves.
 FINAL_BATCH_STATUSES: Final = frozenset({"failed", "completed", "expired", "cancelled"})
 
 
@@ -217,7 +204,9 @@ class StoredBatch:
     """A batch (``Batch``) and what the fake server keeps to run it.
 
     :ivar id: ``batch_fake_<seq:06d>``.
-    :ivar status: see :data:`BATCH_STATUSES`.
+    :ivar status: ``validating``, ``failed``, ``in_progress``, ``finalizing``, ``completed``,
+        ``expired``, ``cancelling`` or ``cancelled``; it never leaves those of
+        :data:`FINAL_BATCH_STATUSES`.
     :ivar errors: the ``errors.data`` of a failed batch (``code``, ``message``, ``param``,
         ``line`` each), else ``None``.
     :ivar lines: the input file's requests once validated, else ``None``.
@@ -292,8 +281,8 @@ _T = TypeVar("_T")
 class AppState:
     """The server-lifetime state of a fake server: its sequence numbers and its objects.
 
-    One per :class:`~anyoai.testing._app.FakeApp`; handlers reach it as
-    :attr:`RequestContext.state <anyoai.testing._app.RequestContext.state>`.
+    One per :class:`~anyoai.testing._framework.FakeApp`; handlers reach it as
+    :attr:`RequestContext.state <anyoai.testing._framework.RequestContext.state>`.
 
     Sequence numbers count every request the server received and every object or internal
     request it made on its own (a batch's requests and its output files), so ids stay unique.
