@@ -250,7 +250,9 @@ class TLSStream(_Stream):
         return self._transport.get_extra_info(info)
 
 
-AddressInfo = tuple[Any, Any, int, str, Any]  # what getaddrinfo returns for each address
+#: what ``anyio.getaddrinfo`` returns for each address: family, kind, protocol, canonical name
+#: and the ``(host, port)`` address
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]
 
 #: how long an attempt on one address runs alone before the next address is tried beside it
 #: (RFC 8305's "connection attempt delay")
@@ -304,7 +306,7 @@ async def _open_socket(
     family: int,
     kind: int,
     proto: int,
-    address: Any,
+    address: str | tuple[str, int],
     options: list[SocketOption],
     *,
     bind: tuple[str, int] | None = None,

@@ -16,6 +16,9 @@ connection objects itself:
 A response that is not read to its end is never reused: its connection is closed. Every
 checkout is paired with a release in a ``finally``, and releases run shielded from cancellation.
 
+Opening a connection (TCP, TLS with ALPN, which httpcore connection class, proxies) is
+``_connect.Connector``'s job; this module only keeps the connections it makes.
+
 httpcore's exceptions are translated into anyoai's in exactly one place,
 :func:`map_transport_errors`. Nothing here knows about models, JSON or backends.
 """
@@ -27,14 +30,14 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
 from ._config import Timeout
-from ._errors import APIConnectionError, APITimeoutError, ConfigurationError, PoolClosedError
-from ._network import NetworkBackend
+from ._connect import Connection, Connector, Origin
+from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError, PoolClosedError
 from ._secrets import redact_url
 
 if TYPE_CHECKING:
@@ -44,8 +47,8 @@ __all__ = ["Response", "Transport", "TransportStatistics", "map_transport_errors
 
 logger = logging.getLogger("anyoai")
 
-Headers = Sequence[tuple[bytes, bytes]]
-Origin = tuple[bytes, bytes, int]  # scheme, host, port
+#: request headers as httpcore takes them (the response side is `_headers.Headers`)
+RawHeaders = Sequence[tuple[bytes, bytes]]
 
 
 @attrs.frozen
@@ -115,7 +118,7 @@ class _Waiter:
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
         self.event = anyio.Event()
-        self.conn: httpcore.AsyncHTTPConnection | None = None
+        self.conn: Connection | None = None
 
 
 class _Lease:
@@ -123,7 +126,9 @@ class _Lease:
 
     __slots__ = ("conn", "origin", "released", "reused", "shared")
 
-    def __init__(self, conn: Any, origin: Origin, *, reused: bool, shared: bool = False) -> None:
+    def __init__(
+        self, conn: Connection | None, origin: Origin, *, reused: bool, shared: bool = False
+    ) -> None:
         self.conn = conn
         self.origin = origin
         self.reused = reused
@@ -159,15 +164,6 @@ class Response:
         finally:
             await self.aclose()
         return b"".join(chunks)
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives."""
-        if self._stream is None:
-            self._stream = self._raw.stream.__aiter__()  # type: ignore[union-attr]
-        stream = self._stream
-        with map_transport_errors():
-            async for chunk in stream:
-                yield chunk
 
     async def read_chunk(self) -> bytes:
         """Return the next piece of the body, or ``b""`` at its end."""
@@ -205,6 +201,8 @@ class Transport:
     :param http2: negotiate HTTP/2 (needs the ``http2`` extra, i.e. the ``h2`` package).
     :param proxy: an ``http://`` or ``https://`` proxy URL for every connection.
     :param ssl_context: the TLS settings; the platform's defaults when ``None``.
+    :param network_backend: what opens the TCP streams (an ``httpcore.AsyncNetworkBackend``);
+        anyoai's own ``_network.NetworkBackend`` when ``None``.
     """
 
     def __init__(
@@ -216,31 +214,25 @@ class Transport:
         http2: bool = False,
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         import httpcore
 
-        if http2:
-            try:
-                import h2  # noqa: F401
-            except ImportError:
-                raise ConfigurationError(
-                    "http2=True needs the h2 package: pip install 'anyoai[http2]'",
-                    setting="http2",
-                ) from None
+        self._connector = Connector(
+            keepalive_expiry=keepalive_expiry,
+            http2=http2,
+            proxy=proxy,
+            ssl_context=ssl_context,
+            network_backend=network_backend,
+        )
         if max_connections < 1:
             raise ConfigurationError("max_connections must be >= 1", setting="max_connections")
         self._httpcore = httpcore
         self._max = max_connections
         self._max_idle = max_keepalive_connections
-        self._keepalive_expiry = keepalive_expiry
-        self._http2 = http2
-        self._proxy = httpcore.URL(proxy) if proxy else None
         self._proxy_text = redact_url(proxy) if proxy else None
-        self._ssl_context = ssl_context
-        self._network = NetworkBackend()
-        self._origins: dict[Origin, httpcore.Origin] = {}
-        self._idle: dict[Origin, list[Any]] = {}
-        self._shared: dict[Origin, list[Any]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._shared: dict[Origin, list[Connection]] = {}
         self._leased: set[_Lease] = set()
         self._waiters: deque[_Waiter] = deque()
         self._total = 0
@@ -267,92 +259,28 @@ class Transport:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _new_connection(self, origin: Origin) -> Any:
-        """A connection object for *origin* that connects on its first request (through a
-        proxy), or ``None``: :meth:`_connect` opens a direct one when the request is sent."""
-        if self._proxy is None:
-            return None
-        from httpcore._async.http_proxy import (
-            AsyncForwardHTTPConnection,
-            AsyncTunnelHTTPConnection,
-        )
-
-        hc = self._httpcore
-        scheme, host, port = origin
-        remote = hc.Origin(scheme, host, port)
-        if scheme == b"http":
-            return AsyncForwardHTTPConnection(
-                proxy_origin=self._proxy.origin,
-                remote_origin=remote,
-                keepalive_expiry=self._keepalive_expiry,
-                network_backend=self._network,
-            )
-        return AsyncTunnelHTTPConnection(
-            proxy_origin=self._proxy.origin,
-            remote_origin=remote,
-            ssl_context=self._ssl_context or self._default_ssl_context(),
-            keepalive_expiry=self._keepalive_expiry,
-            http1=True,
-            http2=self._http2,
-            network_backend=self._network,
-        )
-
-    async def _connect(self, origin: Origin, timeout: float | None) -> Any:
-        """Open a direct connection to *origin* (TCP, then TLS with ALPN for ``https``) and
-        return httpcore's HTTP/1.1 or HTTP/2 connection over it."""
-        hc = self._httpcore
-        scheme, host, port = origin
-        hostname = host.decode("ascii")
-        stream = await self._network.connect_tcp(hostname, port, timeout=timeout)
-        http2 = False
-        if scheme == b"https":
-            ssl_context = self._ssl_context or self._default_ssl_context()
-            ssl_context.set_alpn_protocols(["http/1.1", "h2"] if self._http2 else ["http/1.1"])
-            stream = await stream.start_tls(ssl_context, server_hostname=hostname, timeout=timeout)
-            http2 = stream.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
-        target = self._origins.get(origin)
-        if target is None:
-            target = self._origins[origin] = hc.Origin(scheme, host, port)
-        if http2:
-            return hc.AsyncHTTP2Connection(target, stream, self._keepalive_expiry)
-        return _http11_connection(target, stream, self._keepalive_expiry)
-
-    _ssl_default: ssl.SSLContext | None = None
-
-    def _default_ssl_context(self) -> ssl.SSLContext:
-        # created once: loading the CA bundle costs milliseconds (httpcore would do it per
-        # connection); httpcore sets the ALPN protocols on it at each connect
-        if self._ssl_default is None:
-            try:
-                import certifi
-
-                self._ssl_default = ssl.create_default_context(cafile=certifi.where())
-            except ImportError:  # pragma: no cover - certifi comes with httpcore
-                self._ssl_default = ssl.create_default_context()
-        return self._ssl_default
-
-    async def _close_connection(self, conn: Any) -> None:
+    async def _close_connection(self, conn: Connection) -> None:
         with anyio.CancelScope(shield=True):
             try:
                 await conn.aclose()
             except Exception:
                 logger.debug("error while closing a connection", exc_info=True)
 
-    def _pop_idle(self, origin: Origin) -> Any | None:
+    def _pop_idle(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
         if idle:
             self._idle_count -= 1
             return idle.pop()
         return None
 
-    def _pop_any_idle(self) -> Any | None:
+    def _pop_any_idle(self) -> Connection | None:
         for idle in self._idle.values():
             if idle:
                 self._idle_count -= 1
                 return idle.pop(0)
         return None
 
-    def _shared_connection(self, origin: Origin) -> Any | None:
+    def _shared_connection(self, origin: Origin) -> Connection | None:
         shared = self._shared.get(origin)
         if not shared:
             return None
@@ -376,17 +304,19 @@ class Transport:
                     return self._lease(conn, origin, reused=True)
                 # stale (expired, or closed by the server): reuse its slot for a new connection
                 await self._close_connection(conn)
-                return self._lease(self._new_connection(origin), origin, reused=False)
+                return self._lease(self._connector.new_connection(origin), origin, reused=False)
             if self._total < self._max:
                 self._total += 1
-                return self._lease(self._new_connection(origin), origin, reused=False)
+                return self._lease(self._connector.new_connection(origin), origin, reused=False)
             other = self._pop_any_idle()
             if other is not None:
                 await self._close_connection(other)
-                return self._lease(self._new_connection(origin), origin, reused=False)
+                return self._lease(self._connector.new_connection(origin), origin, reused=False)
         return await self._wait(origin, pool_timeout)
 
-    def _lease(self, conn: Any, origin: Origin, *, reused: bool, shared: bool = False) -> _Lease:
+    def _lease(
+        self, conn: Connection | None, origin: Origin, *, reused: bool, shared: bool = False
+    ) -> _Lease:
         lease = _Lease(conn, origin, reused=reused, shared=shared)
         self._leased.add(lease)
         return lease
@@ -415,7 +345,7 @@ class Transport:
             raise PoolClosedError("the transport was closed while waiting for a connection")
         if waiter.conn is not None:
             return self._lease(waiter.conn, origin, reused=True)
-        return self._lease(self._new_connection(origin), origin, reused=False)
+        return self._lease(self._connector.new_connection(origin), origin, reused=False)
 
     async def _hand_back(self, waiter: _Waiter) -> None:
         if waiter.conn is not None:
@@ -473,7 +403,7 @@ class Transport:
         self._idle.setdefault(lease.origin, []).append(conn)
         self._idle_count += 1
 
-    def _drop_shared(self, origin: Origin, conn: Any) -> None:
+    def _drop_shared(self, origin: Origin, conn: Connection) -> None:
         shared = self._shared.get(origin)
         if shared and conn in shared:
             shared.remove(conn)
@@ -486,7 +416,7 @@ class Transport:
         method: bytes,
         origin: Origin,
         target: bytes,
-        headers: Headers,
+        headers: RawHeaders,
         body: bytes | Callable[[], AsyncIterator[bytes]] | None,
         timeout: Timeout,
         on_send: Callable[[], None] | None = None,
@@ -513,11 +443,12 @@ class Transport:
             lease = await self._checkout(origin, timeout.pool)
             try:
                 with map_transport_errors():
-                    if lease.conn is None:
-                        lease.conn = await self._connect(origin, timeout.connect)
+                    conn = lease.conn
+                    if conn is None:
+                        conn = lease.conn = await self._connector.connect(origin, timeout.connect)
                     if on_send is not None:
                         on_send()
-                    raw = await lease.conn.handle_async_request(request)
+                    raw = await conn.handle_async_request(request)
             except _BodyError as exc:
                 await self._release(lease)  # half a request went out: the connection closes
                 raise exc.cause from None
@@ -536,14 +467,14 @@ class Transport:
                 await self._release(lease)
                 raise
             if not lease.shared and raw.extensions.get("http_version") == b"HTTP/2":
-                self._share(lease)
+                self._share(lease, conn)
             return Response(self, lease, raw)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _share(self, lease: _Lease) -> None:
+    def _share(self, lease: _Lease, conn: Connection) -> None:
         """A new connection negotiated HTTP/2: let concurrent requests use it too."""
         lease.shared = True
-        self._shared.setdefault(lease.origin, []).append(lease.conn)
+        self._shared.setdefault(lease.origin, []).append(conn)
 
     async def aclose(self) -> None:
         """Close every connection, idle or in use, and wake every waiter. Idempotent."""
@@ -563,24 +494,6 @@ class Transport:
             for conn in conns:
                 await self._close_connection(conn)
             self._total = len([lease for lease in self._leased if not lease.shared])
-
-
-def _http11_connection(origin: Any, stream: Any, keepalive_expiry: float | None) -> Any:
-    """httpcore's HTTP/1.1 connection over *stream*, its state lock swapped for one that does
-    not yield when free.
-
-    httpcore takes that lock twice per request, and its lock always yields to the event loop,
-    even uncontended: two extra trips through the loop per request. The transport leases an
-    HTTP/1.1 connection to one request at a time, so the lock is never contended; anyio's
-    ``fast_acquire`` lock keeps the same exclusion without the trips. (Should a future httpcore
-    rename the attribute, the assignment is inert and httpcore's own lock is used.)
-    """
-    import httpcore
-
-    connection = httpcore.AsyncHTTP11Connection(origin, stream, keepalive_expiry)
-    if hasattr(connection, "_state_lock"):
-        connection._state_lock = anyio.Lock(fast_acquire=True)  # type: ignore[assignment]
-    return connection
 
 
 def _is_stale_connection_error(exc: APIConnectionError) -> bool:
