@@ -23,7 +23,8 @@ from ._backends import (
 from ._concurrency import Progress, imap_concurrent, map_concurrent
 from ._config import Settings, Timeout
 from ._dispatch import RetryEvent
-from ._errors import (
+from ._exceptions import (
+    AllBackendsDownError,
     AnyoaiError,
     APIConnectionError,
     APIError,
@@ -32,41 +33,44 @@ from ._errors import (
     AsyncContextError,
     AuthenticationError,
     BadRequestError,
+    BatchFailedError,
     ConfigurationError,
     ConflictError,
     ContentFilterError,
     InternalServerError,
     InvalidParameterError,
+    LengthFinishReasonError,
     NotFoundError,
     PermissionDeniedError,
     PoolClosedError,
     RateLimitError,
     ResponseValidationError,
-    StreamError,
-    UnprocessableEntityError,
-)
-from ._limits import Limits, RateLimiter
-from ._pool import Pool, PoolView, open_pool
-from ._pricing import Consumption
-from ._retry import RetryPolicy
-from ._schema import SchemaError, json_schema, tool
-from ._selection import AllBackendsDownError, BackendStatus, FailoverPolicy
-from ._streaming import AsyncStream, ChatCompletionStream, CompletionStream
-from ._sync import SyncPool, SyncStream, open_pool_sync, run_sync
-from ._tokens import count_tokens, truncate_to_tokens
-from ._tools import LengthFinishReasonError, ParsedToolCall, StructuredOutputError, ToolCallError
-from ._usage import UsageTotals
-from ._version import __version__
-from .resources.batches import BatchFailedError, BatchRun
-from .storage import (
-    Storage,
+    SchemaError,
     StorageError,
     StorageNotFoundError,
     StoragePermissionError,
-    StorageURL,
     StorageURLError,
+    StreamError,
+    StructuredOutputError,
+    ToolCallError,
+    UnprocessableEntityError,
 )
-from .types._base import NOT_GIVEN, NotGiven
+from ._limits import Limits
+from ._model import NOT_GIVEN, NotGiven
+from ._pool import Pool, PoolView, open_pool
+from ._pricing import Consumption
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy
+from ._schema import json_schema, tool
+from ._selection import BackendStatus, FailoverPolicy
+from ._streaming import AsyncStream, ChatCompletionStream, CompletionStream
+from ._sync import SyncPool, SyncStream, open_pool_sync, run_sync
+from ._tokens import count_tokens, truncate_to_tokens
+from ._tools import ParsedToolCall
+from ._usage import UsageTotals
+from ._version import __version__
+from .resources.batches import BatchRun
+from .storage import Storage, StorageURL
 
 __all__ = [
     "DEFAULT_AZURE_DEPLOYMENTS",

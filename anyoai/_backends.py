@@ -24,7 +24,7 @@ import anyio
 import attrs
 
 from ._config import Timeout
-from ._errors import ConfigurationError, InvalidParameterError
+from ._exceptions import ConfigurationError, InvalidParameterError
 from ._limits import Limits
 from ._request import APIRequest
 from ._secrets import Secret, mask, redact_url

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._errors import ConfigurationError
+from ._exceptions import ConfigurationError
 from ._secrets import Secret, redact_url
 
 __all__ = ["DEFAULT_BASE_URL", "ENVIRONMENT", "Settings", "Timeout", "read_settings"]

@@ -23,34 +23,35 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
 from ._backends import Backend
+from ._clock import Clock, SystemClock
 from ._config import Timeout
-from ._errors import (
+from ._errors import error_from_status
+from ._exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
     RateLimitError,
-    error_from_status,
 )
+from ._exchange import Exchange
 from ._headers import Headers
-from ._limits import Governor, Reservation, pause_hint
+from ._limits import Governor
+from ._ratelimit import Reservation, pause_hint
 from ._request import APIRequest, BodySource
 from ._retry import RetryPolicy, parse_retry_after
-from ._selection import BackendPool
-from ._tokens import ensure_encoding, estimate_request
+from ._selection import BackendSelector
 from ._usage import UsageTracker
-from .types._base import ResponseMeta
 
 if TYPE_CHECKING:
     from ._transport import Response, Transport
 
-__all__ = ["Dispatcher", "Exchange", "RetryEvent"]
+__all__ = ["Dispatcher", "RetryEvent"]
 
 logger = logging.getLogger("anyoai")
 
@@ -74,73 +75,15 @@ class RetryEvent:
     backend: str | None
 
 
-@attrs.define(eq=False)
-class Exchange:
-    """A request that succeeded: its response and what it still holds until :meth:`finish`."""
+@attrs.frozen
+class _Answer:
+    """What one successful attempt got: the response, its body and what it holds."""
 
     response: Response
-    #: the response's headers, decoded once on first use
     headers: Headers
     body: bytes | None
     backend: Backend
-    attempts: int
-    started: float
     reservation: Reservation | None
-    #: the estimated prompt tokens, when a token limit made anyoai estimate them
-    prompt_tokens: int | None
-    _held: list[Callable[[], None]]
-    _pool: BackendPool | None = None
-    request: APIRequest | None = None
-    _usage: UsageTracker | None = None
-    _settled: bool = False
-    _reported: bool = False
-
-    def report(self, result: Any) -> None:
-        """Count *result*'s usage and cost in ``pool.usage`` (once)."""
-        if self._usage is not None and not self._reported:
-            self._reported = True
-            self._usage.record(result)
-
-    def meta(self, raw: Any = None) -> ResponseMeta:
-        """The exchange's metadata, for the result built from it."""
-        headers = self.headers
-        return ResponseMeta(
-            raw=raw,
-            headers=headers,
-            status_code=self.response.status,
-            request_id=headers.get("x-request-id") or headers.get("apim-request-id"),
-            backend=self.backend.name,
-            attempts=self.attempts,
-            elapsed=time.monotonic() - self.started,
-            http_version=self.response.http_version.decode("ascii"),
-        )
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The backend's secrets, to keep out of error messages."""
-        return self.backend.secrets()
-
-    def settle(self, actual_tokens: int) -> None:
-        """Charge the real token usage: to the rate limiter (instead of the estimate) and to
-        the backend's statistics. Only the first call counts."""
-        if self._settled:
-            return
-        self._settled = True
-        if self.reservation is not None:
-            self.reservation.settle(actual_tokens)
-        if self._pool is not None:
-            self._pool.add_tokens(self.backend, actual_tokens)
-
-    def finish(self, actual_tokens: int | None = None) -> None:
-        """Settle the tokens (when the real usage is known) and release the in-flight slots.
-
-        Idempotent: a second call does nothing.
-        """
-        if actual_tokens is not None:
-            self.settle(actual_tokens)
-        held, self._held = self._held, []
-        for release in held:
-            release()
 
 
 class Dispatcher:
@@ -149,15 +92,18 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        backends: BackendPool,
+        backends: BackendSelector,
         transport: Transport,
         retry: RetryPolicy,
         governor: Governor,
         timeout: Timeout,
         on_retry: Callable[[RetryEvent], object] | None = None,
         usage: UsageTracker | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.usage = usage if usage is not None else UsageTracker()
+        #: what retry waits run on (the pool's clock)
+        self.clock = clock if clock is not None else SystemClock()
         self.backends = backends
         self.transport = transport
         self.retry = retry
@@ -189,13 +135,12 @@ class Dispatcher:
             await self._wait_for_slot(pool_limiter, borrower, pool_timeout)
         held: list[Callable[[], None]] = [lambda: pool_limiter.release_on_behalf_of(borrower)]
         started = time.monotonic()
-        estimate: list[int] = []  # computed once, on the first attempt that needs it
         backends: list[Backend] = []
 
-        async def attempt(number: int) -> Exchange:
+        async def attempt(number: int) -> _Answer:
             backend = self.backends.select(request.model, only=only)
             backends.append(backend)
-            return await self._attempt(request, backend, borrower, held, estimate)
+            return await self._attempt(request, backend, borrower, held)
 
         def failover(error: BaseException, planned: float) -> float:
             # another backend can take the retry right now: do not wait for this one
@@ -207,18 +152,30 @@ class Dispatcher:
             return planned
 
         try:
-            exchange = await self.retry.call(
+            answer = await self.retry.call(
                 attempt,
                 max_retries=request.max_retries,
                 on_retry=self._retrying(backends),
                 adjust_wait=failover,
+                clock=self.clock,
             )
         except BaseException:
             for release in held:
                 release()
             raise
-        exchange.attempts = len(backends)
-        exchange.started = started
+        exchange = Exchange(
+            response=answer.response,
+            headers=answer.headers,
+            body=answer.body,
+            backend=answer.backend,
+            request=request,
+            attempts=len(backends),
+            started=started,
+            reservation=answer.reservation,
+            held=held,
+            usage=self.usage,
+            count_tokens=self.backends.add_tokens,
+        )
         if not request.stream:
             exchange.finish()
         return exchange
@@ -254,24 +211,13 @@ class Dispatcher:
 
         return tell
 
-    async def _estimate(self, request: APIRequest, estimate: list[int]) -> int:
-        """The request's token estimate: ``estimate[0]`` the prompt, ``[1]`` the reserve."""
-        if not estimate:
-            if request.payload is None:
-                estimate.extend((0, 0))
-            else:
-                await ensure_encoding(request.model)
-                estimate.extend(estimate_request(request.path, request.payload))
-        return estimate[0] + estimate[1]
-
     async def _attempt(
         self,
         request: APIRequest,
         backend: Backend,
         borrower: object,
         held: list[Callable[[], None]],
-        estimate: list[int],
-    ) -> Exchange:
+    ) -> _Answer:
         own: list[Callable[[], None]] = []
         limiter = self.governor.backend_limiters.get(backend.name)
         if limiter is not None:
@@ -283,7 +229,9 @@ class Dispatcher:
         try:
             rate = self.governor.rate_limiter(backend.name, request.model)
             if rate is not None:
-                tokens = await self._estimate(request, estimate) if rate.counts_tokens else 0
+                tokens = 0
+                if rate.counts_tokens and request.estimate is not None:
+                    tokens = sum(await request.estimate.compute())
                 reservation = await rate.acquire(tokens)
             if backend.ad_token_provider is not None:
                 await backend.prepare()
@@ -314,23 +262,9 @@ class Dispatcher:
         headers = Headers(response.headers)
         self.governor.observe(backend.name, request.model, headers)
         held.extend(own)
-        prompt_tokens = estimate[0] if estimate else None
         backends = self.backends
         held.append(lambda: backends.finished(backend))
-        return Exchange(
-            response,
-            headers,
-            body,
-            backend,
-            0,
-            0.0,
-            reservation,
-            prompt_tokens,
-            held,
-            backends,
-            request,
-            self.usage,
-        )
+        return _Answer(response, headers, body, backend, reservation)
 
     async def _send(
         self, request: APIRequest, backend: Backend, mark_sent: Callable[[], None]

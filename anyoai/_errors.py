@@ -1,26 +1,9 @@
-"""The exception tree, and the one mapping from an HTTP status and body to an exception.
+"""From an HTTP status and body to the typed exception: the one mapping.
 
-::
-
-    AnyoaiError
-    ├── ConfigurationError          bad or missing settings, found before any request
-    ├── InvalidParameterError       bad arguments to an API method, found before any request
-    ├── PoolClosedError             a closed pool was used
-    ├── AsyncContextError           a blocking helper was called inside a running event loop
-    └── APIError                    something went wrong talking to the API
-        ├── APIStatusError          the server answered with a 4xx or 5xx status
-        │   ├── BadRequestError (400) ── ContentFilterError
-        │   ├── AuthenticationError (401)
-        │   ├── PermissionDeniedError (403)
-        │   ├── NotFoundError (404)
-        │   ├── ConflictError (409)
-        │   ├── UnprocessableEntityError (422)
-        │   ├── RateLimitError (429)
-        │   └── InternalServerError (>= 500)
-        ├── APIConnectionError      no usable answer: refused, reset, dropped mid-stream
-        │   └── APITimeoutError
-        ├── ResponseValidationError the answer did not have the expected shape
-        └── StreamError             the server sent an ``error`` event inside a stream
+:func:`error_from_status` builds the exception of an error response (its class from the status
+and the error code, its fields from the body, any secret the server echoed back redacted);
+:func:`check_content_filter` raises for an answer the content filter cut. The exception classes
+themselves, and their tree, are in :mod:`anyoai._exceptions`.
 
 The translation of transport exceptions (httpcore's) lives at the transport boundary, in
 ``_transport.map_transport_errors``; this module knows nothing about HTTP libraries.
@@ -32,211 +15,26 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._exceptions import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ContentFilterError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
 from ._secrets import redact
 
 __all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AnyoaiError",
-    "AsyncContextError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConfigurationError",
-    "ConflictError",
-    "ContentFilterError",
-    "InternalServerError",
-    "InvalidParameterError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "PoolClosedError",
-    "RateLimitError",
-    "ResponseValidationError",
-    "StreamError",
-    "UnprocessableEntityError",
+    "check_content_filter",
     "error_from_status",
+    "parse_error_body",
+    "status_error_class",
 ]
-
-
-class AnyoaiError(Exception):
-    """Base class of every exception anyoai raises on purpose."""
-
-
-class ConfigurationError(AnyoaiError, ValueError):
-    """A setting is missing or malformed. Raised before any request is sent.
-
-    :ivar setting: the argument or environment variable at fault, e.g. ``"OPENAI_API_KEY"``.
-    """
-
-    def __init__(self, message: str, *, setting: str | None = None) -> None:
-        super().__init__(message)
-        self.setting = setting
-
-
-class InvalidParameterError(AnyoaiError, TypeError):
-    """An API method got an argument it cannot send. Raised before any request is sent.
-
-    It subclasses :class:`TypeError`, as Python does for a bad keyword argument.
-
-    :ivar param: the name of the parameter at fault, e.g. ``"messages"`` or ``"messages[2].role"``.
-    """
-
-    def __init__(self, message: str, *, param: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-class PoolClosedError(AnyoaiError, RuntimeError):
-    """A pool (or a stream of it) was used after its ``async with`` block ended."""
-
-
-class AsyncContextError(AnyoaiError, RuntimeError):
-    """A blocking helper (``run_sync``, ``open_pool_sync``) was called in a running event loop."""
-
-
-class APIError(AnyoaiError):
-    """An error that came from talking to the API.
-
-    :ivar message: a human-readable description, never containing a secret.
-    :ivar body: the decoded error body (usually a dict), or the raw text, or ``None``.
-    :ivar code: the ``error.code`` of the body, e.g. ``"invalid_api_key"``.
-    :ivar type: the ``error.type`` of the body, e.g. ``"invalid_request_error"``.
-    :ivar param: the ``error.param`` of the body.
-    :ivar request_id: the server's request id, from ``x-request-id`` or ``apim-request-id``.
-    :ivar backend: the name of the backend that answered.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        body: object = None,
-        code: str | None = None,
-        type: str | None = None,
-        param: str | None = None,
-        request_id: str | None = None,
-        backend: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.body = body
-        self.code = code
-        self.type = type
-        self.param = param
-        self.request_id = request_id
-        self.backend = backend
-
-
-class APIStatusError(APIError):
-    """The server answered with an error status.
-
-    :ivar status_code: the HTTP status.
-    :ivar headers: the response headers (lower-case names).
-    :ivar retry_after: the wait the server asked for (``retry-after-ms`` or ``Retry-After``), in
-        seconds, or ``None``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        headers: Mapping[str, str] | None = None,
-        body: object = None,
-        code: str | None = None,
-        type: str | None = None,
-        param: str | None = None,
-        request_id: str | None = None,
-        backend: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            body=body,
-            code=code,
-            type=type,
-            param=param,
-            request_id=request_id,
-            backend=backend,
-        )
-        self.status_code = status_code
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
-        self.retry_after = retry_after
-
-
-class BadRequestError(APIStatusError):
-    """400: the request was malformed or not allowed."""
-
-
-class ContentFilterError(BadRequestError):
-    """The content filter (Azure OpenAI's, usually) refused the prompt or cut the answer.
-
-    Raised for a 400 with code ``content_filter`` (the prompt was refused), and for an answer
-    that ended with ``finish_reason="content_filter"`` (then ``status_code`` is the answer's,
-    200, and :attr:`result` holds the partial result, filter verdicts included).
-
-    :ivar result: the partial result, when the answer was cut; else ``None``.
-    """
-
-    result: Any = None
-
-
-class AuthenticationError(APIStatusError):
-    """401: the API key or token is missing, wrong or expired."""
-
-
-class PermissionDeniedError(APIStatusError):
-    """403: the key is valid but may not do this."""
-
-
-class NotFoundError(APIStatusError):
-    """404: no such model, deployment, file or path."""
-
-
-class ConflictError(APIStatusError):
-    """409: the resource is in a state that conflicts with the request."""
-
-
-class UnprocessableEntityError(APIStatusError):
-    """422: the body was well-formed but invalid."""
-
-
-class RateLimitError(APIStatusError):
-    """429: a rate limit or the quota was exceeded. ``retry_after`` says how long to wait."""
-
-
-class InternalServerError(APIStatusError):
-    """5xx: the server failed."""
-
-
-class APIConnectionError(APIError):
-    """No usable answer arrived: the connection was refused, reset, or dropped mid-stream.
-
-    :ivar request_sent: ``False`` when the request certainly never reached the server (the
-        connection could not be opened, or no connection became free).
-    """
-
-    request_sent: bool = True
-
-
-class APITimeoutError(APIConnectionError):
-    """A timeout expired: connect, read, write, waiting for a connection, or the total."""
-
-
-class ResponseValidationError(APIError):
-    """The server's answer did not have the shape anyoai expects.
-
-    :ivar path: where in the body it went wrong, as a JSON path such as ``$.choices[0].index``.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.path = path
-
-
-class StreamError(APIError):
-    """The server sent an ``error`` event in the middle of a stream."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

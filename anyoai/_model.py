@@ -1,22 +1,58 @@
-"""What every model shares: the NOT_GIVEN sentinel, response metadata, unknown variants."""
+"""What every model shares: the NOT_GIVEN sentinel, response metadata, the metered-result base,
+unknown variants. Below the converter (which keys hooks on its types) and the models in `types`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Literal, NewType, Protocol
 
 import attrs
 
-from .._pricing import Consumption, consumption_of  # a leaf module: prices and arithmetic
+from ._pricing import Consumption, consumption_of  # a leaf module: prices and arithmetic
 
 __all__ = [
     "NOT_GIVEN",
     "APIObject",
     "ChoicesMixin",
+    "EmbeddingVector",
+    "Metered",
     "NotGiven",
     "ResponseMeta",
+    "SentBack",
+    "TokenUsage",
     "UnknownVariant",
 ]
+
+#: A list of floats. The server may send it as a JSON array or, with
+#: ``encoding_format="base64"``, as base64 of little-endian float32: both arrive decoded (the
+#: converter's hook is keyed on this type).
+EmbeddingVector = NewType("EmbeddingVector", list[float])
+
+
+class TokenUsage(Protocol):
+    """What every ``usage`` of a :class:`Metered` result has (chat, completion, embeddings,
+    edit)."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Input tokens."""
+
+    @property
+    def completion_tokens(self) -> int:
+        """Output tokens (0 for embeddings)."""
+
+    @property
+    def total_tokens(self) -> int:
+        """All tokens the request used."""
+
+
+class SentBack(Protocol):
+    """A model that goes back to the API in another shape than it came (an assistant message
+    from a result, sent again as a message parameter). The converter calls
+    :meth:`_as_param` instead of unstructuring its fields."""
+
+    def _as_param(self, unstructure: Callable[[Any], Any]) -> dict[str, Any]:
+        """The parameter to send; *unstructure* turns nested models into JSON data."""
 
 
 class NotGiven:
@@ -121,6 +157,24 @@ class APIObject:
 
     def _attach(self, meta: ResponseMeta) -> None:
         object.__setattr__(self, "_meta", meta)
+
+
+@attrs.frozen(kw_only=True)
+class Metered(APIObject):
+    """Base of the results that report the tokens their request used (chat, completion,
+    embeddings, edit): the rate limiter is settled with them, and ``pool.usage`` and the
+    cost count them. (A batch's ``usage`` is the batch's, not its request's: a
+    :class:`~anyoai.types.Batch` is not metered.)"""
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        """The tokens the request used, if the server said (the subclasses' field)."""
+        return None
+
+    @property
+    def model(self) -> str | None:
+        """The model that answered, if the result names it (the subclasses' field)."""
+        return None
 
 
 class ChoicesMixin:

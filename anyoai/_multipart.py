@@ -11,17 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from ._errors import InvalidParameterError
+from ._exceptions import BodyLengthError
 from ._request import BodySource
 
-__all__ = ["BodyLengthError", "form_body"]
-
-
-class BodyLengthError(InvalidParameterError):
-    """A streamed file gave more or fewer bytes than its declared size (``param="size"``)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="size")
+__all__ = ["form_body"]
 
 
 def _quote(value: str) -> str:

@@ -23,9 +23,9 @@ import attrs
 
 from ._compat import NotRequired, Required
 from ._config import Timeout
-from ._errors import ConfigurationError, InvalidParameterError
-from ._request import RequestOptions
-from .types._base import NotGiven
+from ._exceptions import ConfigurationError, InvalidParameterError
+from ._model import NotGiven
+from ._request import CallOptions
 
 __all__ = ["ParamSpec"]
 
@@ -161,7 +161,7 @@ class ParamSpec:
     def _fail(self, param: str, message: str) -> InvalidParameterError:
         return InvalidParameterError(f"{self.endpoint}: {message}", param=param)
 
-    def split(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], RequestOptions]:
+    def split(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], CallOptions]:
         """Check *params*; return the JSON body and the request options.
 
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
@@ -200,7 +200,7 @@ class ParamSpec:
         return body, _options(options, self)
 
 
-def _options(options: dict[str, Any], spec: ParamSpec) -> RequestOptions:
+def _options(options: dict[str, Any], spec: ParamSpec) -> CallOptions:
     if not options:
         return _NO_OPTIONS
     timeout = options.get("timeout", NotGiven())
@@ -211,7 +211,7 @@ def _options(options: dict[str, Any], spec: ParamSpec) -> RequestOptions:
     retries = options.get("max_retries")
     if retries is not None and retries < 0:
         raise spec._fail("max_retries", f"max_retries must be >= 0, got {retries!r}")
-    return RequestOptions(
+    return CallOptions(
         extra_headers=options.get("extra_headers"),
         extra_query=options.get("extra_query"),
         extra_body=options.get("extra_body"),
@@ -220,7 +220,7 @@ def _options(options: dict[str, Any], spec: ParamSpec) -> RequestOptions:
     )
 
 
-_NO_OPTIONS = RequestOptions()
+_NO_OPTIONS = CallOptions()
 
 
 def iter_indexed(name: str, values: Any) -> Iterator[tuple[str, Any]]:

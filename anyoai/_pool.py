@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -27,14 +26,17 @@ from ._backends import (
     OpenAIBackend,
     unique_names,
 )
+from ._clock import Clock, default_clock
 from ._compat import BaseExceptionGroup
 from ._config import Settings, Timeout, read_settings
-from ._dispatch import Dispatcher, Exchange, RetryEvent
-from ._errors import ConfigurationError, PoolClosedError
+from ._dispatch import Dispatcher, RetryEvent
+from ._exceptions import ConfigurationError, PoolClosedError
+from ._exchange import Exchange
 from ._limits import Governor, Limits, PoolLimits
-from ._request import APIRequest, Reply
+from ._model import NOT_GIVEN, NotGiven
+from ._request import APIRequest
 from ._retry import RetryPolicy
-from ._selection import BackendPool, BackendStatus, FailoverPolicy, Strategy
+from ._selection import BackendSelector, BackendStatus, FailoverPolicy, Strategy
 from .resources.batches import Batches
 from .resources.chat import Chat
 from .resources.completions import Completions
@@ -44,7 +46,6 @@ from .resources.files import Files, Uploads
 from .resources.models import Models
 from .resources.moderations import Moderations
 from .storage import Storage
-from .types._base import NOT_GIVEN, NotGiven
 
 if TYPE_CHECKING:
     import ssl
@@ -80,27 +81,23 @@ class _Client:
         """Whether a ``content_filter`` finish reason raises :class:`ContentFilterError`."""
         return self._root._raise_on_content_filter
 
-    async def send(self, request: APIRequest) -> Reply:
-        """Send a non-streamed request; return its 2xx reply, read whole.
+    async def send(self, request: APIRequest) -> Exchange:
+        """Send a request; return its exchange: the 2xx response with its body read whole,
+        or, for a streamed request, its head read and its body not. The caller of a stream
+        owns the response and its slots: it must close the response and call
+        :meth:`Exchange.finish`, as :class:`AsyncStream` does.
 
         :raises APIStatusError: (a subclass) for an error status, after retries.
         :raises APIConnectionError: when no answer came, after retries.
         :raises PoolClosedError: when the pool is closed.
         """
         self._root._check_usable()
-        exchange = await self._dispatcher.exchange(request, only=self._only)
-        assert exchange.body is not None
-        return Reply(
-            body=exchange.body,
-            status=exchange.response.status,
-            headers=exchange.headers,
-            backend=exchange.backend.name,
-            attempts=exchange.attempts,
-            elapsed=time.monotonic() - exchange.started,
-            http_version=exchange.response.http_version.decode("ascii"),
-            settle_tokens=exchange.settle,
-            report=exchange.report,
-        )
+        return await self._dispatcher.exchange(request, only=self._only)
+
+    @property
+    def clock(self) -> Clock:
+        """What the pool's own waits run on: retry backoffs, 429 pauses, batch polls."""
+        return self._dispatcher.clock
 
     @property
     def storage(self) -> Storage:
@@ -112,15 +109,6 @@ class _Client:
         """Run *fn* in the pool's task group; it is cancelled when the pool closes."""
         self._root._check_usable()
         self._root._task_group.start_soon(fn, name=name)
-
-    async def open_stream(self, request: APIRequest) -> Exchange:
-        """Send a streamed request; return the exchange, its response head read, body not.
-
-        The caller owns the response and its slots: it must close the response and call
-        :meth:`Exchange.finish`, as :class:`AsyncStream` does.
-        """
-        self._root._check_usable()
-        return await self._dispatcher.exchange(request, only=self._only)
 
 
 class PoolView(_Client):
@@ -328,6 +316,7 @@ async def open_pool(
     raise_on_content_filter: bool = True,
     ssl_context: ssl.SSLContext | None = None,
     storage: Storage | Mapping[str, Mapping[str, Any]] | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool of connections and backends; close everything when the block ends.
 
@@ -371,6 +360,9 @@ async def open_pool(
     :param storage: ``pool.storage``: a :class:`~anyoai.storage.Storage`, or its options per
         scheme or bucket (``{"s3": {"region": "eu-west-1"}, "minio": {"endpoint": ...}}``);
         by default credentials come from the environment.
+    :param clock: what anyoai's own waits run on (retry backoffs, 429 pauses, batch polls):
+        real time by default; :func:`anyoai.testing.set_testing` makes the default an
+        :class:`~anyoai.testing.InstantClock`, for test suites.
     :raises ConfigurationError: for a missing API key or a malformed setting, naming it.
     """
     explicit: dict[str, Any] = {
@@ -395,7 +387,7 @@ async def open_pool(
         else _backend_specs(settings, explicit=api_key is not None or base_url is not None)
     )
     resolved = [Backend.from_spec(s, n) for s, n in zip(specs, unique_names(specs), strict=True)]
-    pool_backends = BackendPool(
+    pool_backends = BackendSelector(
         resolved, strategy=strategy, prioritize=prioritize, failover=failover
     )
     policy = retry if retry is not None else RetryPolicy()
@@ -408,6 +400,7 @@ async def open_pool(
         rpm=pool_limits.rpm or settings.rpm,
         tpm=pool_limits.tpm or settings.tpm,
     )
+    clock = clock if clock is not None else default_clock()
     if rate_limit_period <= 0:
         raise ConfigurationError("rate_limit_period must be > 0", setting="rate_limit_period")
     governor = Governor(
@@ -415,6 +408,7 @@ async def open_pool(
         backend_limits={b.name: b.limits for b in resolved if b.limits is not None},
         model_limits=model_limits,
         period=rate_limit_period,
+        clock=clock,
     )
 
     from ._transport import Transport
@@ -434,6 +428,7 @@ async def open_pool(
         governor=governor,
         timeout=settings.timeout,
         on_retry=on_retry,
+        clock=clock,
     )
     body_error: BaseException | None = None
     try:

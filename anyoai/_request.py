@@ -7,18 +7,22 @@ any backend) sends the same bytes with the same idempotency key.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._config import Timeout
 
-__all__ = ["APIRequest", "BodySource", "Reply", "RequestOptions"]
+if TYPE_CHECKING:
+    from ._tokens import TokenEstimate
+
+__all__ = ["APIRequest", "BodySource", "CallOptions"]
 
 
 @attrs.frozen(kw_only=True)
-class RequestOptions:
-    """The per-call options every API method takes besides its parameters."""
+class CallOptions:
+    """The per-call options every API method takes besides its parameters, once checked (the
+    parameters' TypedDict of the same keys is :class:`anyoai.types.params.RequestOptions`)."""
 
     extra_headers: Mapping[str, str] | None = None
     extra_query: Mapping[str, Any] | None = None
@@ -57,7 +61,8 @@ class APIRequest:
     :ivar stream: whether the answer's body is read by the caller, as it arrives (a
         server-sent-events stream, or a download when :attr:`accept` says so).
     :ivar accept: the ``Accept`` header (default: by :attr:`stream`, SSE or JSON).
-    :ivar payload: the body as data (before encoding), for estimating its token cost.
+    :ivar estimate: the request's token cost, estimated by its resource when a token limit
+        asks (``None``: the endpoint costs no tokens).
     :ivar idempotency_key: sent as ``Idempotency-Key`` on every attempt.
     """
 
@@ -71,32 +76,7 @@ class APIRequest:
     deployment_scoped: bool = False
     stream: bool = False
     accept: str | None = None
-    payload: Mapping[str, Any] | None = None
+    estimate: TokenEstimate | None = None
     idempotency_key: str | None = None
     timeout: Timeout | None = None
     max_retries: int | None = None
-
-
-@attrs.frozen(kw_only=True)
-class Reply:
-    """A successful (2xx) non-streamed answer: the body and what is known of the exchange."""
-
-    body: bytes
-    status: int
-    headers: Mapping[str, str]
-    backend: str
-    attempts: int
-    elapsed: float
-    http_version: str = "HTTP/1.1"
-    settle_tokens: Callable[[int], None] | None = None
-    report: Callable[[Any], None] | None = None
-
-    def settle(self, actual_tokens: int) -> None:
-        """Charge the real token usage (to the rate limiter, instead of the estimate)."""
-        if self.settle_tokens is not None:
-            self.settle_tokens(actual_tokens)
-
-    @property
-    def request_id(self) -> str | None:
-        """``x-request-id`` (OpenAI) or ``apim-request-id`` (Azure)."""
-        return self.headers.get("x-request-id") or self.headers.get("apim-request-id")

@@ -22,9 +22,10 @@ doubles with each retry, capped at ``max_backoff``. A server-given wait above
 **When to give up.** After ``max_retries`` retries (so ``max_retries + 1`` attempts), or when the
 next wait would end after ``deadline`` seconds from the first attempt.
 
-The first attempt runs without any tenacity machinery; tenacity takes over only after a
-retryable failure, so the cost of a policy on a successful call is nil. For tests,
-:func:`set_testing` makes every wait instant.
+The loop is plain: tenacity provides the jittered backoff (``wait_random_exponential``), the
+pool's :class:`~anyoai._clock.Clock` the sleeps and the time the deadline is counted on (an
+``InstantClock`` in test suites makes every wait instant), and a successful first attempt costs
+nothing more than a ``try``.
 """
 
 from __future__ import annotations
@@ -36,19 +37,18 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-import anyio
-import anyio.lowlevel
 import attrs
 
-from ._errors import APIConnectionError, APIError, APIStatusError
-from ._waits import instant, set_testing
+from ._clock import Clock, SystemClock
+from ._exceptions import AllBackendsDownError, APIConnectionError, APIError, APIStatusError
 
-__all__ = ["RetryPolicy", "parse_retry_after", "set_testing"]
+__all__ = ["RetryPolicy", "parse_retry_after"]
 
 logger = logging.getLogger("anyoai")
 
 T = TypeVar("T")
 
+_SYSTEM_CLOCK = SystemClock()
 _NEVER_RETRIED = frozenset({400, 401, 403, 404, 422})
 _RETRIED = frozenset({408, 409, 429})
 
@@ -126,13 +126,21 @@ class RetryPolicy:
         return min(self.max_backoff, self.initial_backoff * 2.0 ** (retry - 1))
 
     def wait_for(self, exc: BaseException, retry: int) -> float:
-        """How long to wait before retry number *retry* after *exc*."""
-        import random
-
-        server_wait = getattr(exc, "retry_after", None) if isinstance(exc, APIError) else None
-        if isinstance(server_wait, (int, float)):
+        """How long to wait before retry number *retry* after *exc*: the server's wait if it
+        gave one, else tenacity's ``wait_random_exponential`` (full jitter)."""
+        server_wait = (
+            exc.retry_after if isinstance(exc, (APIStatusError, AllBackendsDownError)) else None
+        )
+        if server_wait is not None:
             return float(server_wait)
-        return random.uniform(0, self.backoff(retry))
+        import tenacity
+
+        jitter = tenacity.wait_random_exponential(
+            multiplier=self.initial_backoff, max=self.max_backoff
+        )
+        state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = retry  # all that tenacity's wait strategies read
+        return float(jitter(state))
 
     async def call(
         self,
@@ -141,6 +149,7 @@ class RetryPolicy:
         max_retries: int | None = None,
         on_retry: Callable[[BaseException, int, float], None] | None = None,
         adjust_wait: Callable[[BaseException, float], float] | None = None,
+        clock: Clock | None = None,
     ) -> T:
         """Run ``attempt(n)`` for n = 1, 2, ... until it succeeds or the policy gives up.
 
@@ -149,81 +158,33 @@ class RetryPolicy:
         :param on_retry: told ``(exception, attempt_number, wait)`` before each wait.
         :param adjust_wait: may change a planned wait (the pool sends a retry to another
             backend at once when one is available).
+        :param clock: what the waits and the deadline run on (the pool's clock; real time by
+            default).
         :raises: the last attempt's exception when giving up.
         """
         retries = self.max_retries if max_retries is None else max_retries
-        try:
-            return await attempt(1)
-        except APIError as exc:
-            if retries == 0 or not self.is_retryable(exc):
-                raise
-            first: APIError = exc
-        return await self._retry_loop(attempt, first, retries, on_retry, adjust_wait)
-
-    async def _retry_loop(
-        self,
-        attempt: Callable[[int], Awaitable[T]],
-        first: BaseException,
-        retries: int,
-        on_retry: Callable[[BaseException, int, float], None] | None,
-        adjust_wait: Callable[[BaseException, float], float] | None,
-    ) -> T:
-        import tenacity
-
-        pending: list[BaseException] = [first]
-        plans: dict[int, float] = {}  # attempt number -> the wait planned after it
-        started = time.monotonic()
-        skipped: list[float] = [0.0]  # waits not slept under set_testing(True), still counted
-
-        def plan(state: tenacity.RetryCallState) -> float:
-            # tenacity versions differ on whether wait() or stop() is asked first: both ask here
-            number = state.attempt_number
-            if number not in plans:
-                assert state.outcome is not None
-                exc = state.outcome.exception()
-                assert exc is not None
-                seconds = self.wait_for(exc, number)
-                plans[number] = adjust_wait(exc, seconds) if adjust_wait else seconds
-            return plans[number]
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number > retries:
-                return True
-            seconds = plan(state)
-            spent = time.monotonic() - started + skipped[0]
-            if self.deadline is not None and spent + seconds > self.deadline:
-                return True  # the wait would end after the deadline: give up now
-            assert state.outcome is not None
-            exc = state.outcome.exception()
-            assert exc is not None
-            if on_retry is not None:
-                on_retry(exc, state.attempt_number, seconds)
-            logger.info(
-                "retrying after %s (attempt %d of %d) in %.3fs",
-                type(exc).__name__,
-                state.attempt_number,
-                retries + 1,
-                seconds,
-            )
-            return False
-
-        async def sleep(seconds: float) -> None:
-            if instant():
-                skipped[0] += seconds
-                await anyio.lowlevel.checkpoint()
-            else:
-                await anyio.sleep(seconds)
-
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(self.is_retryable),
-            stop=stop,
-            wait=plan,
-            sleep=sleep,
-            reraise=True,
-        )
-        async for try_ in retrying:
-            with try_:
-                if pending:
-                    raise pending.pop()  # the first attempt, already made outside tenacity
-                return await attempt(try_.retry_state.attempt_number)
-        raise AssertionError("unreachable")  # pragma: no cover
+        clock = clock if clock is not None else _SYSTEM_CLOCK
+        started = clock.now() if self.deadline is not None else 0.0
+        number = 1
+        while True:
+            try:
+                return await attempt(number)
+            except APIError as exc:
+                if number > retries or not self.is_retryable(exc):
+                    raise
+                wait = self.wait_for(exc, number)
+                if adjust_wait is not None:
+                    wait = adjust_wait(exc, wait)
+                if self.deadline is not None and clock.now() - started + wait > self.deadline:
+                    raise  # the wait would end after the deadline: give up now
+                if on_retry is not None:
+                    on_retry(exc, number, wait)
+                logger.info(
+                    "retrying after %s (attempt %d of %d) in %.3fs",
+                    type(exc).__name__,
+                    number,
+                    retries + 1,
+                    wait,
+                )
+            await clock.sleep(wait)
+            number += 1

@@ -35,27 +35,15 @@ from typing import Any
 
 import attrs
 
-from ._errors import AnyoaiError
+from ._exceptions import SchemaError
 
 __all__ = [
-    "SchemaError",
     "arguments_class",
     "description_of",
     "json_schema",
     "name_of",
     "tool",
 ]
-
-
-class SchemaError(AnyoaiError, TypeError):
-    """A type cannot be described in JSON Schema (in strict mode, when asked for).
-
-    :ivar where: the path to the offending type, e.g. ``"Weather.readings[]"``.
-    """
-
-    def __init__(self, message: str, *, where: str) -> None:
-        super().__init__(message)
-        self.where = where
 
 
 _PARAM_DOC = re.compile(r"^\s*:param\s+(?:[^:\s]+\s+)?(\w+):\s*(.+?)\s*$")

@@ -32,7 +32,8 @@ import anyio
 import attrs
 
 from ._backends import Backend
-from ._errors import (
+from ._exceptions import (
+    AllBackendsDownError,
     APIConnectionError,
     APIStatusError,
     ConfigurationError,
@@ -42,28 +43,13 @@ from ._errors import (
 )
 
 __all__ = [
-    "AllBackendsDownError",
-    "BackendPool",
+    "BackendSelector",
     "BackendStatus",
     "FailoverPolicy",
     "Strategy",
 ]
 
 State = Literal["healthy", "cooldown", "open", "half-open"]
-
-
-class AllBackendsDownError(APIConnectionError):
-    """Every backend that serves the model is cooling down after failures.
-
-    :ivar failures: each backend's name and its last failure.
-    :ivar retry_after: seconds until the first of them may be tried again.
-    """
-
-    def __init__(self, message: str, *, failures: dict[str, str], retry_after: float) -> None:
-        super().__init__(message)
-        self.failures = failures
-        self.retry_after = retry_after
-        self.request_sent = False
 
 
 @attrs.frozen(kw_only=True)
@@ -167,7 +153,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
-class BackendPool:
+class BackendSelector:
     """The backends of a pool: selection for each attempt, health, and statistics.
 
     :param backends: the backends, in order (``pool[0]`` is the first).
@@ -434,4 +420,4 @@ class BackendPool:
         return tuple(self._status(b, now) for b in self.backends)
 
     def __repr__(self) -> str:
-        return f"<BackendPool {[s.name + ':' + s.state for s in self.status()]}>"
+        return f"<BackendSelector {[s.name + ':' + s.state for s in self.status()]}>"

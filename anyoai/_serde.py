@@ -35,10 +35,8 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.v import format_exception
 
-from ._errors import ResponseValidationError
-from .types._base import NotGiven, UnknownVariant
-from .types.chat import ChatCompletionMessage
-from .types.embeddings import EmbeddingVector
+from ._exceptions import ResponseValidationError
+from ._model import EmbeddingVector, NotGiven, UnknownVariant
 
 __all__ = ["converter", "decode_json", "encode_json", "structure", "structure_value", "unstructure"]
 
@@ -108,24 +106,6 @@ def _structure_vector(value: Any, _: type) -> list[float]:
             raise TypeError("expected numbers, got a boolean")
         return value
     raise TypeError(f"expected a list of numbers or a base64 string, got {type(value).__name__}")
-
-
-def _message_param(message: ChatCompletionMessage) -> dict[str, Any]:
-    """An assistant message from a result, as a message parameter to send back.
-
-    Only the fields the API accepts in an assistant message are kept (not ``annotations``, not a
-    server's ``reasoning_content``); audio is referred to by its id.
-    """
-    param: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.refusal is not None:
-        param["refusal"] = message.refusal
-    if message.tool_calls:
-        param["tool_calls"] = [converter.unstructure(call) for call in message.tool_calls]
-    if message.function_call is not None:
-        param["function_call"] = converter.unstructure(message.function_call)
-    if message.audio is not None:
-        param["audio"] = {"id": message.audio.id}
-    return param
 
 
 # -- hook factories -----------------------------------------------------------------------------
@@ -357,7 +337,11 @@ def make_converter(*, detailed: bool = True) -> cattrs.Converter:
         lambda cls: isinstance(cls, type) and issubclass(cls, UnknownVariant),
         lambda obj: dict(obj.raw),
     )
-    conv.register_unstructure_hook(ChatCompletionMessage, _message_param)
+    # a model sent back in another shape (_model.SentBack): registered last, so it wins
+    conv.register_unstructure_hook_func(
+        lambda cls: isinstance(cls, type) and hasattr(cls, "_as_param"),
+        lambda obj: obj._as_param(conv.unstructure),
+    )
     return conv
 
 

@@ -14,24 +14,18 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import attrs
-
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
 from ._compat import Self
-from ._errors import (
-    APIConnectionError,
-    ResponseValidationError,
-    StreamError,
-    check_content_filter,
-)
+from ._errors import check_content_filter
+from ._exceptions import APIConnectionError, ResponseValidationError, StreamError
+from ._model import Metered, ResponseMeta
 from ._secrets import redact
 from ._serde import structure_value
 from ._sse import ServerSentEvent, SSEDecoder
-from ._tokens import count_text, ensure_encoding, estimate_request
-from .types._base import APIObject, ResponseMeta
+from ._tokens import count_text, ensure_encoding
 
 if TYPE_CHECKING:
-    from ._dispatch import Exchange
+    from ._exchange import Exchange
 from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completions import Completion
 from .types.shared import CompletionUsage
@@ -46,7 +40,7 @@ __all__ = [
 ]
 
 ChunkT = TypeVar("ChunkT")
-FinalT = TypeVar("FinalT")
+FinalT = TypeVar("FinalT", bound=Metered)
 ChunkT_contra = TypeVar("ChunkT_contra", contravariant=True)
 FinalT_co = TypeVar("FinalT_co", covariant=True)
 
@@ -91,7 +85,7 @@ class AsyncStream(Generic[ChunkT]):
         self._exchange = exchange
         self._raise_on_content_filter = raise_on_content_filter
         self._response = exchange.response
-        self._meta = exchange.meta()
+        self._meta = exchange.meta
         self._secrets = exchange.secrets
         self._model = model
         self._decoder = SSEDecoder()
@@ -308,28 +302,21 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
 
     async def _check_end(self) -> None:
         result = self.accumulator.snapshot()
-        if isinstance(result, APIObject):
-            meta = self._meta
-            if getattr(result, "usage", None) is None:
-                meta = attrs.evolve(meta, estimated_usage=await self._estimate_usage(result))
-            result._attach(meta)
-            self._final = result
-            self._exchange.report(result)
-            if self._raise_on_content_filter:
-                check_content_filter(result)
+        estimated = None if result.usage is not None else await self._estimate_usage(result)
+        self._final = self._exchange.complete(result, estimated_usage=estimated)
+        if self._raise_on_content_filter:
+            check_content_filter(result)
 
     async def _estimate_usage(self, result: Any) -> CompletionUsage:
         """The usage of a stream the server sent no usage for, estimated with tiktoken."""
         await ensure_encoding(self._model)
-        prompt = self._exchange.prompt_tokens
-        request = self._exchange.request
-        if prompt is None and request is not None and request.payload is not None:
-            prompt = estimate_request(request.path, request.payload)[0]
+        estimate = self._exchange.request.estimate
+        prompt = (await estimate.compute())[0] if estimate is not None else 0
         completion = sum(count_text(text, self._model) for text in _generated_texts(result))
         return CompletionUsage(
-            prompt_tokens=prompt or 0,
+            prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=(prompt or 0) + completion,
+            total_tokens=prompt + completion,
         )
 
     async def get_final_completion(self) -> FinalT:
@@ -340,8 +327,7 @@ class AccumulatingStream(AsyncStream[ChunkT], Generic[ChunkT, FinalT]):
         if self._final is not None:
             return self._final
         result = self.accumulator.snapshot()  # closed early: what arrived
-        if isinstance(result, APIObject):
-            result._attach(self._meta)
+        result._attach(self._meta)
         return result
 
 
@@ -378,7 +364,7 @@ class ByteStream:
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
         self._response = exchange.response
-        self._meta = exchange.meta()
+        self._meta = exchange.meta
         length = self._meta.headers.get("content-length")
         self.size: int | None = int(length) if length and length.isdigit() else None
         self._finished = False

@@ -21,7 +21,7 @@ import anyio
 import anyio.from_thread
 
 from ._compat import Self
-from ._errors import AsyncContextError
+from ._exceptions import AsyncContextError
 from ._pool import Pool, open_pool
 from ._streaming import AsyncStream
 

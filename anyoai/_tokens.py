@@ -31,19 +31,24 @@ import math
 import struct
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tiktoken
 
 __all__ = [
+    "Estimator",
+    "TokenEstimate",
     "count_messages",
     "count_text",
     "count_tokens",
     "encoding_name",
     "ensure_encoding",
-    "estimate_request",
+    "estimate_chat",
+    "estimate_completion",
+    "estimate_edit",
+    "estimate_input",
     "truncate_to_tokens",
 ]
 
@@ -324,45 +329,89 @@ def count_tokens(messages_or_text: Any, *, model: str | None = None) -> int:
     return _prompt_tokens(items, model)
 
 
-def estimate_request(path: str, params: Mapping[str, Any]) -> tuple[int, int]:
-    """What a request will cost against a tokens-per-minute limit, estimated before sending.
+#: What a request costs against a tokens-per-minute limit, estimated before sending:
+#: ``(prompt_tokens, reserved_completion_tokens)``.
+Estimator = Callable[[Mapping[str, Any]], "tuple[int, int]"]
 
-    Returns ``(prompt_tokens, reserved_completion_tokens)``: the prompt, and ``max_tokens`` (or
-    ``max_completion_tokens``) times ``n`` when given, which is how OpenAI charges a request
-    against its limit until the real usage is known.
-    """
+
+def _model_and_n(params: Mapping[str, Any]) -> tuple[str | None, int]:
     model = params.get("model")
-    model = model if isinstance(model, str) else None
     n = params.get("n") or 1
-    n = n if isinstance(n, int) else 1
-    if path == "/chat/completions":
-        prompt = count_messages(
-            params.get("messages") or (),
-            model,
-            tools=params.get("tools"),
-            functions=params.get("functions"),
-        )
-        completion = params.get("max_completion_tokens") or params.get("max_tokens") or 0
-        return prompt, int(completion) * n
-    if path == "/completions":
-        prompts = params.get("prompt")
-        count = 1 if isinstance(prompts, str) or prompts is None else max(1, len(list(prompts)))
-        completion = params.get("max_tokens")
-        if completion is None:
-            completion = COMPLETIONS_DEFAULT_MAX_TOKENS
-        best_of = params.get("best_of") or 1
-        return _prompt_tokens(prompts, model), int(completion) * n * int(best_of) * count
-    if path in ("/embeddings", "/moderations"):
-        value = params.get("input")
-        if (
-            path == "/moderations"
-            and isinstance(value, list)
-            and value
-            and isinstance(value[0], Mapping)
-        ):
-            value = [str(part.get("text") or "") for part in value]
-        return _prompt_tokens(value, model), 0
-    if path == "/edits":
-        text = f"{params.get('input') or ''} {params.get('instruction') or ''}"
-        return count_text(text, model), 0
-    return 0, 0
+    return (model if isinstance(model, str) else None), (n if isinstance(n, int) else 1)
+
+
+def estimate_chat(params: Mapping[str, Any]) -> tuple[int, int]:
+    """A chat completion: its messages, tools and functions, and ``max_completion_tokens``
+    (or ``max_tokens``) times ``n`` reserved, which is how OpenAI charges a request against
+    its limit until the real usage is known."""
+    model, n = _model_and_n(params)
+    prompt = count_messages(
+        params.get("messages") or (),
+        model,
+        tools=params.get("tools"),
+        functions=params.get("functions"),
+    )
+    completion = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+    return prompt, int(completion) * n
+
+
+def estimate_completion(params: Mapping[str, Any]) -> tuple[int, int]:
+    """A legacy completion: its prompt(s), and ``max_tokens`` (default 16) times ``n`` times
+    ``best_of`` reserved for each prompt."""
+    model, n = _model_and_n(params)
+    prompts = params.get("prompt")
+    count = 1 if isinstance(prompts, str) or prompts is None else max(1, len(list(prompts)))
+    completion = params.get("max_tokens")
+    if completion is None:
+        completion = COMPLETIONS_DEFAULT_MAX_TOKENS
+    best_of = params.get("best_of") or 1
+    return _prompt_tokens(prompts, model), int(completion) * n * int(best_of) * count
+
+
+def estimate_input(params: Mapping[str, Any]) -> tuple[int, int]:
+    """An embedding or moderation: its ``input`` (texts, token arrays, or moderation parts,
+    whose texts count); nothing is reserved for a completion."""
+    model, _ = _model_and_n(params)
+    value = params.get("input")
+    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        value = [str(part.get("text") or "") for part in value]
+    return _prompt_tokens(value, model), 0
+
+
+def estimate_edit(params: Mapping[str, Any]) -> tuple[int, int]:
+    """A legacy edit: its input and instruction."""
+    model, _ = _model_and_n(params)
+    text = f"{params.get('input') or ''} {params.get('instruction') or ''}"
+    return count_text(text, model), 0
+
+
+class TokenEstimate:
+    """A request's token cost, estimated by its resource's :data:`Estimator` on first use and
+    then kept: the rate limiter reserves it, and a stream without a usage chunk reuses its
+    prompt count. Nothing is counted when no token limit asks for it.
+    """
+
+    __slots__ = ("_estimator", "_params", "_value", "model")
+
+    def __init__(self, estimator: Estimator, params: Mapping[str, Any]) -> None:
+        self._estimator = estimator
+        self._params = params
+        model = params.get("model")
+        #: the model whose encoding counts the tokens
+        self.model: str | None = model if isinstance(model, str) else None
+        self._value: tuple[int, int] | None = None
+
+    async def compute(self) -> tuple[int, int]:
+        """``(prompt_tokens, reserved_completion_tokens)``, loading the encoding first."""
+        if self._value is None:
+            await ensure_encoding(self.model)
+            self._value = self._estimator(self._params)
+        return self._value
+
+    @property
+    def prompt(self) -> int | None:
+        """The prompt tokens, if :meth:`compute` has run (``None`` if nothing asked yet)."""
+        return None if self._value is None else self._value[0]
+
+    def __repr__(self) -> str:
+        return f"<TokenEstimate {self._estimator.__name__} {self._value}>"

@@ -18,65 +18,23 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._errors import AnyoaiError, APIError, ResponseValidationError, check_content_filter
+from ._errors import check_content_filter
+from ._exceptions import (
+    LengthFinishReasonError,
+    ResponseValidationError,
+    StructuredOutputError,
+    ToolCallError,
+)
 from ._schema import arguments_class, name_of
 from ._serde import structure_value
 
 __all__ = [
-    "LengthFinishReasonError",
     "ParsedToolCall",
-    "StructuredOutputError",
-    "ToolCallError",
     "parse_structured",
     "parse_tool_calls",
 ]
 
 T = TypeVar("T")
-
-
-class ToolCallError(AnyoaiError, ValueError):
-    """A tool call cannot be parsed: unknown tool, arguments not JSON, or not fitting.
-
-    :ivar name: the tool the call named.
-    :ivar arguments: the raw arguments text, as the model wrote it.
-    :ivar call_id: the call's id.
-    :ivar path: where the arguments did not fit (a JSON path), when that was the problem.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        name: str,
-        arguments: str,
-        call_id: str | None,
-        path: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.name = name
-        self.arguments = arguments
-        self.call_id = call_id
-        self.path = path
-
-
-class StructuredOutputError(ResponseValidationError):
-    """A structured output is not valid JSON, or does not fit the requested class. The
-    completion (paid for) is on :attr:`result`; :attr:`path` says where it did not fit."""
-
-    def __init__(self, message: str, *, result: Any, path: str | None = None, body: Any) -> None:
-        super().__init__(
-            message, path=path, body=body, request_id=getattr(result, "request_id", None)
-        )
-        self.result = result
-
-
-class LengthFinishReasonError(APIError):
-    """A structured output was cut by the token limit (``finish_reason="length"``), so its
-    JSON is incomplete. The partial result is on :attr:`result`."""
-
-    def __init__(self, message: str, *, result: Any) -> None:
-        super().__init__(message, request_id=getattr(result, "request_id", None))
-        self.result = result
 
 
 @attrs.frozen

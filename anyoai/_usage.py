@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import attrs
+
+from ._model import Metered, TokenUsage
 
 __all__ = ["UsageTotals", "UsageTracker"]
 
@@ -50,29 +51,27 @@ class UsageTracker:
         self._by_backend: dict[str, UsageTotals] = defaultdict(UsageTotals)
         self._by_model: dict[str, UsageTotals] = defaultdict(UsageTotals)
 
-    def record(self, result: Any) -> None:
-        """Count *result*: anything with a ``usage`` (or an estimated one) and a ``model``."""
-        meta = getattr(result, "meta", None)
-        usage = getattr(result, "usage", None)
+    def record(self, result: Metered) -> None:
+        """Count *result*: its ``usage``, or the usage estimated for a stream without one."""
+        meta = result.meta
+        usage: TokenUsage | None = result.usage
         estimated = False
         if usage is None and meta is not None and meta.estimated_usage is not None:
             usage, estimated = meta.estimated_usage, True
         if usage is None:
             return
-        cost = getattr(result, "consumption", None)
-        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost = result.consumption
         totals = UsageTotals(
             requests=1,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=int(getattr(usage, "total_tokens", prompt + completion) or 0),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
             cost=float(cost) if cost is not None else 0.0,
             unpriced=1 if cost is None else 0,
             estimated=1 if estimated else 0,
         )
-        backend = getattr(result, "backend", None) or "?"
-        model = getattr(result, "model", None) or "?"
+        backend = result.backend or "?"
+        model = result.model or "?"
         self._by_backend[backend] += totals
         self._by_model[model] += totals
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
 import anyoai
-from anyoai.testing import FakeServer, Fault
+import anyoai.types
+from anyoai.testing import FakeServer, Fault, SystemClock
 
-from .helpers import API_KEY
+from .helpers import API_KEY, hello
 
 pytestmark = pytest.mark.anyio
 
-HELLO = [{"role": "user", "content": "hello there friend"}]
+HELLO = hello("hello there friend")
 PERIOD = 1.0  # a time-scaled "minute" on both sides
 
 
-async def burst(pool: anyoai.Pool, n: int, **params: object) -> list[anyoai.types.ChatCompletion]:
+async def burst(pool: anyoai.Pool, n: int, **params: Any) -> list[anyoai.types.ChatCompletion]:
     results: list[anyoai.types.ChatCompletion] = []
 
     async def one() -> None:
-        results.append(await pool.chat.completions.create(model="m", messages=HELLO, **params))  # type: ignore[arg-type]
+        results.append(await pool.chat.completions.create(model="m", messages=HELLO, **params))
 
     async with anyio.create_task_group() as tg:
         for _ in range(n):
@@ -86,13 +89,13 @@ async def test_limits_are_learned_from_the_servers_headers() -> None:
         assert server.rate_limit_stats().rejected == 0
 
 
-async def test_429s_before_anything_is_known_are_absorbed_and_paused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("anyoai._waits._instant", False)  # real retry-after waits, short ones
+async def test_429s_before_anything_is_known_are_absorbed_and_paused() -> None:
     async with (
         FakeServer(api_key=API_KEY, rpm=3, rate_limit_period=0.3) as server,
-        anyoai.open_pool(api_key=API_KEY, base_url=server.url, rate_limit_period=0.3) as pool,
+        # real retry-after waits (short ones)
+        anyoai.open_pool(
+            api_key=API_KEY, base_url=server.url, rate_limit_period=0.3, clock=SystemClock()
+        ) as pool,
     ):
         results = await burst(pool, 8)  # the first wave goes out before any header is seen
         assert len(results) == 8
@@ -103,11 +106,12 @@ async def test_429s_before_anything_is_known_are_absorbed_and_paused(
         assert limiter is not None and limiter.statistics().rpm == 3
 
 
-async def test_a_429_pause_holds_back_the_waiters(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("anyoai._waits._instant", False)
+async def test_a_429_pause_holds_back_the_waiters() -> None:
     async with (
         FakeServer(api_key=API_KEY) as server,
-        anyoai.open_pool(api_key=API_KEY, base_url=server.url, max_retries=0) as pool,
+        anyoai.open_pool(
+            api_key=API_KEY, base_url=server.url, max_retries=0, clock=SystemClock()
+        ) as pool,
     ):
         server.add_fault(Fault(status=429, retry_after_ms=400))
         with pytest.raises(anyoai.RateLimitError):
@@ -170,20 +174,17 @@ async def test_in_flight_cap_is_adjustable_at_runtime(server: FakeServer) -> Non
     ) as pool:
         assert pool.limits.max_in_flight == 3
         server.add_fault(Fault(latency=0.05, times=20))
-        peak = 0
-
-        async def one() -> None:
-            nonlocal peak
-            peak = max(peak, pool.limits.in_flight + 1)
-            await pool.models.list()
-
         async with anyio.create_task_group() as tg:
             for _ in range(10):
-                tg.start_soon(one)
+                tg.start_soon(pool.models.list)
             await anyio.sleep(0.01)
-            assert pool.limits.in_flight <= 3
-            assert pool.limits.statistics().tasks_waiting >= 1
+            in_flight, waiting = pool.limits.in_flight, pool.limits.statistics().tasks_waiting
+            assert in_flight <= 3
+            assert waiting >= 1
             pool.limits.max_in_flight = 10
+            # raised: every waiter goes at once, past the old cap
+            assert pool.limits.statistics().tasks_waiting == 0
+            assert pool.limits.in_flight == in_flight + waiting > 3
         assert pool.limits.in_flight == 0
         with pytest.raises(anyoai.ConfigurationError):
             pool.limits.max_in_flight = 0

@@ -8,7 +8,9 @@ import anyio
 import pytest
 
 from anyoai import ConfigurationError, Limits, RateLimiter
-from anyoai._limits import parse_duration
+from anyoai._clock import InstantClock, SystemClock
+from anyoai._limits import Governor
+from anyoai._ratelimit import parse_duration
 
 pytestmark = pytest.mark.anyio
 
@@ -21,6 +23,29 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class ManualClock:
+    """A pause clock the test moves by hand: a sleep ends once the time has passed its end."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.sleeps: list[float] = []
+        self._moved = anyio.Event()
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        end = self.time + seconds
+        while self.time < end:
+            await self._moved.wait()
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+        self._moved.set()
+        self._moved = anyio.Event()
 
 
 async def turns(n: int = 20) -> None:
@@ -144,11 +169,10 @@ async def test_cancelling_a_waiter_leaves_nothing_behind() -> None:
     assert stats.requests == 1
 
 
-async def test_pause_holds_back_every_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("anyoai._waits._instant", False)  # pauses are real in this test
-    clock = FakeClock()
-    limiter = RateLimiter(rpm=1000, period=60, clock=clock)
-    limiter.pause(5)
+async def test_pause_holds_back_every_waiter() -> None:
+    clock = FakeClock()  # never moved: the pause runs on the pause clock, in real time here
+    limiter = RateLimiter(rpm=1000, period=60, clock=clock, pause_clock=SystemClock())
+    limiter.pause(0.3)
     arrived: list[int] = []
     served: list[int] = []
 
@@ -162,11 +186,92 @@ async def test_pause_holds_back_every_waiter(monkeypatch: pytest.MonkeyPatch) ->
             tg.start_soon(waiter, n)
         await turns()
         assert served == []
-        assert limiter.statistics().paused_for == pytest.approx(5)
-        clock.now += 5.01
-        limiter.recheck()
+        assert 0.2 < limiter.statistics().paused_for <= 0.3
+    # the pause ended by itself, on its clock: nothing had to tell the waiters
     assert served == arrived  # first come, first served
     assert sorted(served) == list(range(10))
+    assert limiter.statistics().paused_for == 0
+
+
+async def test_an_instant_clock_ends_a_pause_at_once() -> None:
+    pause_clock = InstantClock()
+    limiter = RateLimiter(rpm=1000, period=60, clock=FakeClock(), pause_clock=pause_clock)
+    limiter.pause(30)
+    assert limiter.statistics().paused_for == pytest.approx(30, abs=1)
+    with anyio.fail_after(5):
+        await limiter.acquire()
+    # the pause was planned and waited out on the clock, which moved instead of sleeping
+    assert pause_clock.skipped == pytest.approx(30, abs=1)
+    assert limiter.statistics().paused_for == 0
+
+
+async def test_a_longer_pause_set_during_a_pause_is_honoured() -> None:
+    pause_clock = ManualClock()
+    limiter = RateLimiter(rpm=1000, period=60, clock=FakeClock(), pause_clock=pause_clock)
+    limiter.pause(5)
+    served: list[int] = []
+
+    async def waiter() -> None:
+        await limiter.acquire()
+        served.append(1)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await turns()
+        assert pause_clock.sleeps == [5]
+        limiter.pause(20)  # another 429 meanwhile
+        limiter.pause(1)  # a shorter pause never cuts a longer one
+        limiter.recheck()  # a wake-up does not end a pause either
+        pause_clock.advance(5)
+        await turns()
+        assert served == []
+        assert pause_clock.sleeps == [5, 15]
+        pause_clock.advance(15)
+        await turns()
+        assert served == [1]
+
+
+async def test_after_a_pause_a_refund_still_wakes_the_window_wait() -> None:
+    clock = FakeClock()  # never advanced: after the pause, only a refund can make room
+    limiter = RateLimiter(tpm=100, period=60, clock=clock, pause_clock=InstantClock())
+    first = await limiter.acquire(90)
+    limiter.pause(10)
+    done = anyio.Event()
+
+    async def second() -> None:
+        await limiter.acquire(50)
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await turns()
+        assert not done.is_set()  # the pause is over, the window is still full
+        assert limiter.statistics().paused_for == 0
+        first.settle(40)
+        with anyio.fail_after(5):
+            await done.wait()
+
+
+async def test_the_governor_hands_its_clock_to_every_rate_limiter() -> None:
+    pause_clock = InstantClock()
+    governor = Governor(
+        limits=Limits(),
+        backend_limits={"b": Limits(rpm=1000)},
+        model_limits={"m": Limits(rpm=5)},
+        clock=pause_clock,
+    )
+    governor.pause("b", None, 10)  # the backend's configured limiter
+    governor.pause("b", "m", 20)  # the model's
+    governor.pause("other", "x", 40)  # a key nobody configured: a learned limiter
+    assert governor.rate_limiter("other", "x") is not None
+    for backend, model in (("b", None), ("b", "m"), ("other", "x")):
+        limiter = governor.rate_limiter(backend, model)
+        assert limiter is not None
+        with anyio.fail_after(5):
+            await limiter.acquire()
+    # one clock: each pause was waited out on it, so together they moved it by the longest
+    assert pause_clock.skipped == pytest.approx(40, abs=1)
+    assert isinstance(Governor(limits=Limits()).clock, SystemClock)
 
 
 async def test_request_bigger_than_the_limit_goes_alone_when_the_window_is_empty() -> None:
@@ -258,7 +363,7 @@ async def test_unknown_usage_leaves_the_window_when_the_server_says_it_resets() 
 
 
 def test_pause_hint_reads_the_exhausted_limits_reset() -> None:
-    from anyoai._limits import pause_hint
+    from anyoai._ratelimit import pause_hint
 
     headers = {
         "x-ratelimit-remaining-requests": "10",

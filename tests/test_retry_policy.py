@@ -7,7 +7,8 @@ import email.utils
 import pytest
 
 from anyoai import APIConnectionError, APITimeoutError, RetryPolicy
-from anyoai._errors import APIStatusError, error_from_status
+from anyoai._errors import error_from_status
+from anyoai._exceptions import APIStatusError
 from anyoai._headers import Headers
 from anyoai._retry import parse_retry_after
 
@@ -78,6 +79,6 @@ def test_full_jitter_backoff_stays_in_its_window() -> None:
 
 def test_policy_is_keyword_only_and_validated() -> None:
     with pytest.raises(TypeError):
-        RetryPolicy(3)  # type: ignore[misc]
+        RetryPolicy(3)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="max_retries"):
         RetryPolicy(max_retries=-1)

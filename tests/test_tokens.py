@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 import anyoai
-from anyoai._tokens import encoding_name, estimate_request, image_tokens
+from anyoai._tokens import (
+    encoding_name,
+    estimate_chat,
+    estimate_completion,
+    estimate_edit,
+    estimate_input,
+    image_tokens,
+)
 
 needs_encodings = pytest.mark.skipif(
     not os.environ.get("TIKTOKEN_CACHE_DIR"),
@@ -125,8 +132,8 @@ def test_request_estimates() -> None:
             ],
         }
     ]
-    prompt, reserve = estimate_request(
-        "/chat/completions", {"model": "gpt-4o", "messages": messages, "max_tokens": 50, "n": 2}
+    prompt, reserve = estimate_chat(
+        {"model": "gpt-4o", "messages": messages, "max_tokens": 50, "n": 2}
     )
     assert (
         prompt
@@ -134,21 +141,23 @@ def test_request_estimates() -> None:
     )
     assert reserve == 100
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    with_tools, _ = estimate_request(
-        "/chat/completions", {"model": "gpt-4o", "messages": messages, "tools": tools}
-    )
+    with_tools, _ = estimate_chat({"model": "gpt-4o", "messages": messages, "tools": tools})
     assert with_tools > prompt
-    assert estimate_request(
-        "/embeddings", {"model": "text-embedding-3-small", "input": ["a b", [1, 2, 3]]}
-    ) == (
+    assert estimate_input({"model": "text-embedding-3-small", "input": ["a b", [1, 2, 3]]}) == (
         anyoai.count_tokens("a b", model="text-embedding-3-small") + 3,
         0,
     )
-    prompt, reserve = estimate_request(
-        "/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": ["x", "y"]}
-    )
+    prompt, reserve = estimate_completion({"model": "gpt-3.5-turbo-instruct", "prompt": ["x", "y"]})
     assert reserve == 16 * 2  # the API's default max_tokens, for each prompt
-    assert estimate_request("/models", {}) == (0, 0)
+    moderation = [{"type": "text", "text": "a b"}, {"type": "image_url", "image_url": {}}]
+    assert estimate_input({"model": "omni-moderation-latest", "input": moderation}) == (
+        anyoai.count_tokens(["a b", ""], model="omni-moderation-latest"),
+        0,
+    )
+    assert estimate_edit({"model": "m", "input": "a", "instruction": "b"}) == (
+        anyoai.count_tokens("a b", model="m"),
+        0,
+    )
 
 
 def test_offline_fallback_warns_once_and_never_crashes(tmp_path: Path) -> None:

@@ -8,16 +8,18 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .._errors import InvalidParameterError
+from .._exceptions import InvalidParameterError
+from .._model import APIObject, NotGiven
 from .._params import ParamSpec
-from .._request import APIRequest, Reply, RequestOptions
+from .._request import APIRequest, CallOptions
 from .._serde import encode_json, structure
 from .._streaming import AsyncStream
-from ..types._base import APIObject, NotGiven, ResponseMeta
-from ..types.params import RequestOptions as RequestOptionsParams
+from .._tokens import Estimator, TokenEstimate
+from ..types.params import RequestOptions
 
 if TYPE_CHECKING:
-    from .._dispatch import Exchange
+    from .._clock import Clock
+    from .._exchange import Exchange
     from ..storage import Storage
 
 
@@ -28,15 +30,16 @@ class Sender(Protocol):
     def raise_on_content_filter(self) -> bool:
         """Whether a content-filtered answer raises."""
 
-    async def send(self, request: APIRequest) -> Reply:
-        """Send a non-streamed request; return its reply."""
-
-    async def open_stream(self, request: APIRequest) -> Exchange:
-        """Send a streamed request; return its exchange."""
+    async def send(self, request: APIRequest) -> Exchange:
+        """Send a request; return its exchange (the body read, unless it streams)."""
 
     @property
     def storage(self) -> Storage:
         """The pool's object storage (stores cached per bucket)."""
+
+    @property
+    def clock(self) -> Clock:
+        """What the pool's own waits (retries, pauses, polls) run on."""
 
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]], name: str) -> None:
         """Run *fn* in the pool's task group (work that belongs to the pool's lifetime)."""
@@ -83,48 +86,27 @@ def _stream_flag(stream: bool | NotGiven) -> bool | None:
     return stream
 
 
-def parse_reply(reply: Reply, cls: type[ModelT]) -> ModelT:
-    """Structure a reply's JSON body into *cls*, attach the exchange's metadata, and settle the
-    rate limiter with the real token usage when the body reports it."""
-    model, raw = structure(reply.body, cls)
-    usage = getattr(model, "usage", None)
-    if usage is not None:
-        reply.settle(usage.total_tokens)
-    model._attach(
-        ResponseMeta(
-            raw=raw,
-            headers=reply.headers,
-            status_code=reply.status,
-            request_id=reply.request_id,
-            backend=reply.backend,
-            attempts=reply.attempts,
-            elapsed=reply.elapsed,
-            http_version=reply.http_version,
-        )
-    )
-    if usage is not None and reply.report is not None:
-        reply.report(model)  # after _attach: pool.usage reads the backend from the metadata
-    return model
-
-
 class Resource:
     """A family of API methods bound to a pool."""
 
-    __slots__ = ("_pool",)
+    __slots__ = ("_client",)
 
-    def __init__(self, pool: Sender) -> None:
-        self._pool = pool
+    def __init__(self, client: Sender) -> None:
+        self._client = client
 
     def _request(
         self,
         method: str,
         path: str,
-        options: RequestOptions,
+        options: CallOptions,
         *,
         body: dict[str, Any] | None = None,
         stream: bool = False,
         deployment_scoped: bool = False,
+        estimator: Estimator | None = None,
     ) -> APIRequest:
+        """The request for a call: *body* (with ``extra_body`` merged) encoded once; with an
+        *estimator*, the request carries its token cost, estimated if a token limit asks."""
         if options.extra_body:
             body = {**(body or {}), **options.extra_body}
         model = body.get("model") if body else None
@@ -132,7 +114,7 @@ class Resource:
             method=method,
             path=path,
             body=encode_json(body) if body is not None else None,
-            payload=body,
+            estimate=TokenEstimate(estimator, body) if estimator and body is not None else None,
             query=options.extra_query,
             headers=options.extra_headers,
             model=model if isinstance(model, str) else None,
@@ -144,32 +126,44 @@ class Resource:
         )
 
     async def _call(self, request: APIRequest, cls: type[ModelT]) -> ModelT:
-        return parse_reply(await self._pool.send(request), cls)
+        """Send a non-streamed request; its body structured into *cls*, completed by the
+        exchange (metadata, token settlement, ``pool.usage``)."""
+        exchange = await self._client.send(request)
+        assert exchange.body is not None
+        model, raw = structure(exchange.body, cls)
+        return exchange.complete(model, raw)
 
     async def _create(
         self,
         path: str,
         body: dict[str, Any],
-        options: RequestOptions,
+        options: CallOptions,
         cls: type[ModelT],
         *,
         stream: bool | NotGiven,
         stream_cls: type[StreamT],
+        estimator: Estimator | None = None,
     ) -> ModelT | StreamT:
         """POST a create call; return the model, or the stream when ``stream=True``."""
         flag = _stream_flag(stream)
         if flag is not None:
             body["stream"] = flag
         request = self._request(
-            "POST", path, options, body=body, stream=bool(flag), deployment_scoped=True
+            "POST",
+            path,
+            options,
+            body=body,
+            stream=bool(flag),
+            deployment_scoped=True,
+            estimator=estimator,
         )
         if not flag:
             return await self._call(request, cls)
-        exchange = await self._pool.open_stream(request)
+        exchange = await self._client.send(request)
         return stream_cls(
             exchange,
             model=request.model,
-            raise_on_content_filter=self._pool.raise_on_content_filter,
+            raise_on_content_filter=self._client.raise_on_content_filter,
         )
 
 
@@ -182,10 +176,10 @@ def quote_id(name: str, value: Any) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-_OPTIONS_SPEC = ParamSpec.compile("request options", RequestOptionsParams)
+_OPTIONS_SPEC = ParamSpec.compile("request options", RequestOptions)
 
 
-def options_from(endpoint: str, params: Mapping[str, Any]) -> RequestOptions:
+def options_from(endpoint: str, params: Mapping[str, Any]) -> CallOptions:
     """Check the request options of a method that takes no body parameters."""
     try:
         _, options = _OPTIONS_SPEC.split(params)

@@ -20,18 +20,22 @@ import anyio
 import attrs
 
 from .._compat import Unpack
-from .._errors import AnyoaiError, InvalidParameterError, ResponseValidationError
+from .._exceptions import (
+    AnyoaiError,
+    BatchFailedError,
+    InvalidParameterError,
+    ResponseValidationError,
+)
+from .._model import NOT_GIVEN, NotGiven, ResponseMeta
 from .._pager import AsyncPager
 from .._serde import structure_value
-from .._waits import instant
 from ..storage import StorageURL, parse_url
-from ..types._base import NOT_GIVEN, NotGiven, ResponseMeta
-from ..types.batches import Batch, BatchError, BatchList, BatchResult, BatchResultError
+from ..types.batches import Batch, BatchList, BatchResult, BatchResultError
 from ..types.chat import ChatCompletion
 from ..types.completions import Completion
 from ..types.embeddings import CreateEmbeddingResponse
 from ..types.moderations import ModerationCreateResponse
-from ..types.params import RequestOptions as RequestOptionsParams
+from ..types.params import RequestOptions
 from ._base import Resource, options_from, quote_id
 from .files import Files
 
@@ -47,25 +51,6 @@ RESULT_TYPES: Final[dict[str, type]] = {
     "/v1/moderations": ModerationCreateResponse,
 }
 ENDPOINTS: Final = (*RESULT_TYPES, "/v1/responses")
-
-
-class BatchFailedError(AnyoaiError):
-    """A batch ended ``failed``, ``expired`` or ``cancelled``.
-
-    :ivar batch: the batch as it ended.
-    :ivar errors: its errors (``batch.errors.data``: for a failed batch, usually the input
-        lines that were refused).
-    :ivar results: the results it did produce, by ``custom_id`` (an expired or cancelled batch
-        keeps what it finished; the rest are there with their error).
-    """
-
-    def __init__(
-        self, message: str, *, batch: Batch, results: dict[str, BatchResult] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.batch = batch
-        self.errors: list[BatchError] = batch.error_list
-        self.results = results or {}
 
 
 @attrs.frozen
@@ -228,7 +213,7 @@ class Batches(Resource):
         endpoint: str,
         completion_window: str = "24h",
         metadata: Mapping[str, str] | None = None,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> Batch:
         """Start a batch over an uploaded JSONL file (``purpose="batch"``).
 
@@ -251,20 +236,20 @@ class Batches(Resource):
             body["metadata"] = dict(metadata)
         return await self._call(self._request("POST", "/batches", opts, body=body), Batch)
 
-    async def retrieve(self, batch_id: str, **options: Unpack[RequestOptionsParams]) -> Batch:
+    async def retrieve(self, batch_id: str, **options: Unpack[RequestOptions]) -> Batch:
         """The batch as it is now."""
         opts = options_from("batches.retrieve", dict[str, Any](options))
         path = f"/batches/{quote_id('batch_id', batch_id)}"
         return await self._call(self._request("GET", path, opts), Batch)
 
-    async def cancel(self, batch_id: str, **options: Unpack[RequestOptionsParams]) -> Batch:
+    async def cancel(self, batch_id: str, **options: Unpack[RequestOptions]) -> Batch:
         """Ask to cancel a batch (it goes ``cancelling``, then ``cancelled``)."""
         opts = options_from("batches.cancel", dict[str, Any](options))
         path = f"/batches/{quote_id('batch_id', batch_id)}/cancel"
         return await self._call(self._request("POST", path, opts), Batch)
 
     def list(
-        self, *, limit: int | NotGiven = NOT_GIVEN, **options: Unpack[RequestOptionsParams]
+        self, *, limit: int | NotGiven = NOT_GIVEN, **options: Unpack[RequestOptions]
     ) -> AsyncPager[BatchList, Batch]:
         """Every batch, newest first: ``async for batch in pool.batches.list()``."""
         opts = options_from("batches.list", dict[str, Any](options))
@@ -288,7 +273,7 @@ class Batches(Resource):
         poll_interval: float = 2.0,
         max_poll_interval: float = 60.0,
         max_wait: float | None = None,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> Batch:
         """Poll a batch until it ends (completed, failed, expired or cancelled); return it.
 
@@ -317,7 +302,7 @@ class Batches(Resource):
                             outcome.append(batch)
                             return
                         logger.debug("batch %s is %s", batch_id, batch.status)
-                        await anyio.sleep(0 if instant() else interval)
+                        await self._client.clock.sleep(interval)
                         interval = min(interval * 1.5, max_poll_interval)
             except Exception as exc:
                 outcome.append(exc)
@@ -330,7 +315,7 @@ class Batches(Resource):
                 # expired deadline only at a checkpoint; the poller's first request would be
                 # on the wire before the caller's next one)
                 await anyio.lowlevel.checkpoint()
-                self._pool.spawn(poll, name=f"anyoai: polling batch {batch_id}")
+                self._client.spawn(poll, name=f"anyoai: polling batch {batch_id}")
                 await done.wait()
         finally:
             scope.cancel()  # the caller left (cancelled, timed out): stop polling
@@ -347,7 +332,7 @@ class Batches(Resource):
         *,
         output_url: str | os.PathLike[str] | StorageURL | None = None,
         errors_url: str | os.PathLike[str] | StorageURL | None = None,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> dict[str, BatchResult]:
         """The results of an ended batch, by ``custom_id``: its output file and its error file,
         streamed and parsed line by line (and saved to *output_url* / *errors_url* first, when
@@ -370,7 +355,7 @@ class Batches(Resource):
         options: Mapping[str, Any],
     ) -> AsyncIterator[dict[str, Any]]:
         files = self._files()
-        storage = self._pool.storage
+        storage = self._client.storage
         if url is not None:
             await files.download(file_id, to=url, **options)
             reader = await storage.open(url)
@@ -384,7 +369,7 @@ class Batches(Resource):
                 yield line
 
     def _files(self) -> Files:
-        return Files(self._pool)
+        return Files(self._client)
 
     async def run(
         self,
@@ -398,7 +383,7 @@ class Batches(Resource):
         poll_interval: float = 2.0,
         max_poll_interval: float = 60.0,
         max_wait: float | None = None,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> BatchRun:
         """Run a whole batch job: input, upload, batch, polling, results.
 
@@ -415,7 +400,7 @@ class Batches(Resource):
         """
         _check_endpoint("batches.run", endpoint)
         files = self._files()
-        storage = self._pool.storage
+        storage = self._client.storage
         if isinstance(requests, (str, os.PathLike, StorageURL)):
             source = parse_url(requests)
             uploaded = await files.create(file=source, purpose="batch", **options)
@@ -462,6 +447,7 @@ class Batches(Resource):
                 + (f": {problems}" if problems else "")
                 + f" ({len(results)} results)",
                 batch=batch,
+                errors=batch.error_list,
                 results=results,
             )
         return BatchRun(batch, results, output_url, errors_url)

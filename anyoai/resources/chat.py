@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 import attrs
 
 from .._compat import Unpack
-from .._errors import InvalidParameterError, check_content_filter
+from .._errors import check_content_filter
+from .._exceptions import InvalidParameterError
+from .._model import NOT_GIVEN, NotGiven
 from .._params import ParamSpec, check_messages
 from .._schema import json_schema, name_of, tool
 from .._streaming import ChatCompletionStream
+from .._tokens import estimate_chat
 from .._tools import parse_structured
-from ..types._base import NOT_GIVEN, NotGiven
 from ..types.chat import ChatCompletion, ParsedChatCompletion
 from ..types.params import ChatCompletionCreateParams, ChatCompletionParseParams
 from ._base import Resource
@@ -78,8 +80,9 @@ class ChatCompletions(Resource):
             ChatCompletion,
             stream=stream,
             stream_cls=ChatCompletionStream,
+            estimator=estimate_chat,
         )
-        if isinstance(result, ChatCompletion) and self._pool.raise_on_content_filter:
+        if isinstance(result, ChatCompletion) and self._client.raise_on_content_filter:
             check_content_filter(result)
         return result
 
@@ -166,5 +169,5 @@ class Chat:
 
     __slots__ = ("completions",)
 
-    def __init__(self, pool: Sender) -> None:
-        self.completions = ChatCompletions(pool)
+    def __init__(self, client: Sender) -> None:
+        self.completions = ChatCompletions(client)

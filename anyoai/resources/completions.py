@@ -6,9 +6,10 @@ from typing import Any, Literal, overload
 
 from .._compat import Unpack
 from .._errors import check_content_filter
+from .._model import NOT_GIVEN, NotGiven
 from .._params import ParamSpec
 from .._streaming import CompletionStream
-from ..types._base import NOT_GIVEN, NotGiven
+from .._tokens import estimate_completion
 from ..types.completions import Completion
 from ..types.params import CompletionCreateParams
 from ._base import Resource
@@ -55,8 +56,14 @@ class Completions(Resource):
         """
         body, options = _SPEC.split(params)
         result = await self._create(
-            "/completions", body, options, Completion, stream=stream, stream_cls=CompletionStream
+            "/completions",
+            body,
+            options,
+            Completion,
+            stream=stream,
+            stream_cls=CompletionStream,
+            estimator=estimate_completion,
         )
-        if isinstance(result, Completion) and self._pool.raise_on_content_filter:
+        if isinstance(result, Completion) and self._client.raise_on_content_filter:
             check_content_filter(result)
         return result

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._compat import Unpack
 from .._params import ParamSpec
+from .._tokens import estimate_edit
 from ..types.edits import Edit
 from ..types.params import EditCreateParams
 from ._base import Resource
@@ -30,5 +31,7 @@ class Edits(Resource):
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
         body, options = _SPEC.split(dict[str, Any](params))
-        request = self._request("POST", "/edits", options, body=body, deployment_scoped=True)
+        request = self._request(
+            "POST", "/edits", options, body=body, deployment_scoped=True, estimator=estimate_edit
+        )
         return await self._call(request, Edit)

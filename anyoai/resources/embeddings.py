@@ -14,10 +14,10 @@ import attrs
 
 from .._compat import Unpack
 from .._concurrency import Progress, map_concurrent
-from .._errors import InvalidParameterError, ResponseValidationError
+from .._exceptions import InvalidParameterError, ResponseValidationError
+from .._model import NOT_GIVEN, NotGiven
 from .._params import ParamSpec
-from .._tokens import count_text, ensure_encoding, truncate_to_tokens
-from ..types._base import NOT_GIVEN, NotGiven
+from .._tokens import count_text, ensure_encoding, estimate_input, truncate_to_tokens
 from ..types.embeddings import CreateEmbeddingResponse
 from ..types.params import EmbeddingCreateParams
 from ._base import Resource
@@ -113,7 +113,14 @@ class Embeddings(Resource):
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
         body, options = _SPEC.split(dict[str, Any](params))
-        request = self._request("POST", "/embeddings", options, body=body, deployment_scoped=True)
+        request = self._request(
+            "POST",
+            "/embeddings",
+            options,
+            body=body,
+            deployment_scoped=True,
+            estimator=estimate_input,
+        )
         return await self._call(request, CreateEmbeddingResponse)
 
     async def create_many(

@@ -19,15 +19,15 @@ import anyio
 import attrs
 
 from .._compat import Unpack, single
-from .._errors import InvalidParameterError, ResponseValidationError
+from .._exceptions import InvalidParameterError, ResponseValidationError
+from .._model import NOT_GIVEN, NotGiven
 from .._multipart import form_body
 from .._pager import AsyncPager
-from .._request import APIRequest, BodySource, RequestOptions
+from .._request import APIRequest, BodySource, CallOptions
 from .._streaming import ByteStream
 from ..storage import StorageURL, parse_url
-from ..types._base import NOT_GIVEN, NotGiven
 from ..types.files import FileDeleted, FileList, FileObject, Upload, UploadPart
-from ..types.params import RequestOptions as RequestOptionsParams
+from ..types.params import RequestOptions
 from ._base import Resource, options_from, quote_id
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class Files(Resource):
         expires_after: Mapping[str, Any] | None = None,
         upload_threshold: int = SINGLE_REQUEST_LIMIT,
         part_size: int = PART_SIZE,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> FileObject:
         """Upload a file.
 
@@ -174,9 +174,9 @@ class Files(Resource):
             _check_str("files.create", "filename", filename)
         _check_size("files.create", "upload_threshold", upload_threshold)
         _check_size("files.create", "part_size", part_size)
-        source = await _resolve(self._pool.storage, file, filename, size)
+        source = await _resolve(self._client.storage, file, filename, size)
         if source.size is not None and source.size > upload_threshold:
-            upload = await Uploads(self._pool).upload_file_chunked(
+            upload = await Uploads(self._client).upload_file_chunked(
                 file=source, purpose=purpose, part_size=part_size, **options
             )
             if upload.file is None:
@@ -207,7 +207,7 @@ class Files(Resource):
         purpose: str | NotGiven = NOT_GIVEN,
         limit: int | NotGiven = NOT_GIVEN,
         order: str | NotGiven = NOT_GIVEN,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> AsyncPager[FileList, FileObject]:
         """Every file: ``async for file in pool.files.list()`` (pages fetched as needed), or
         ``await pool.files.list()`` for the first page."""
@@ -230,7 +230,7 @@ class Files(Resource):
 
         return AsyncPager(fetch, lambda file: file.id)
 
-    async def retrieve(self, file_id: str, **options: Unpack[RequestOptionsParams]) -> FileObject:
+    async def retrieve(self, file_id: str, **options: Unpack[RequestOptions]) -> FileObject:
         """Describe one file.
 
         :raises NotFoundError: if there is no such file.
@@ -239,7 +239,7 @@ class Files(Resource):
         path = f"/files/{quote_id('file_id', file_id)}"
         return await self._call(self._request("GET", path, opts), FileObject)
 
-    async def delete(self, file_id: str, **options: Unpack[RequestOptionsParams]) -> FileDeleted:
+    async def delete(self, file_id: str, **options: Unpack[RequestOptions]) -> FileDeleted:
         """Delete one file.
 
         :raises NotFoundError: if there is no such file.
@@ -248,7 +248,7 @@ class Files(Resource):
         path = f"/files/{quote_id('file_id', file_id)}"
         return await self._call(self._request("DELETE", path, opts), FileDeleted)
 
-    async def content(self, file_id: str, **options: Unpack[RequestOptionsParams]) -> ByteStream:
+    async def content(self, file_id: str, **options: Unpack[RequestOptions]) -> ByteStream:
         """A file's bytes, streamed: ``async with await pool.files.content(id) as body:
         async for chunk in body: ...``.
 
@@ -257,14 +257,14 @@ class Files(Resource):
         opts = options_from("files.content", dict[str, Any](options))
         path = f"/files/{quote_id('file_id', file_id)}/content"
         request = attrs.evolve(self._request("GET", path, opts), stream=True, accept="*/*")
-        return ByteStream(await self._pool.open_stream(request))
+        return ByteStream(await self._client.send(request))
 
     async def download(
         self,
         file_id: str,
         *,
         to: str | os.PathLike[str] | StorageURL,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> int:
         """Stream a file's bytes into storage (``s3://...``, a path...); return its size.
 
@@ -274,7 +274,7 @@ class Files(Resource):
         target = parse_url(to)
         body = await self.content(file_id, **options)
         async with body:
-            return await self._pool.storage.write(target, body)
+            return await self._client.storage.write(target, body)
 
 
 class Uploads(Resource):
@@ -289,7 +289,7 @@ class Uploads(Resource):
         filename: str,
         mime_type: str,
         purpose: str,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> Upload:
         """Start an upload of *bytes* bytes; add its parts, then :meth:`complete` it."""
         opts = options_from("uploads.create", dict[str, Any](options))
@@ -304,7 +304,7 @@ class Uploads(Resource):
         upload_id: str,
         *,
         data: bytes | BodySource,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> UploadPart:
         """Send one part (up to 64 MB): bytes, or a streamed :class:`BodySource`."""
         opts = options_from("uploads.add_part", dict[str, Any](options))
@@ -334,7 +334,7 @@ class Uploads(Resource):
         *,
         part_ids: list[str],
         md5: str | None = None,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> Upload:
         """Finish an upload: its parts, in order, become the file (``upload.file``)."""
         opts = options_from("uploads.complete", dict[str, Any](options))
@@ -344,7 +344,7 @@ class Uploads(Resource):
             body["md5"] = md5
         return await self._call(self._request("POST", path, opts, body=body), Upload)
 
-    async def cancel(self, upload_id: str, **options: Unpack[RequestOptionsParams]) -> Upload:
+    async def cancel(self, upload_id: str, **options: Unpack[RequestOptions]) -> Upload:
         """Cancel an upload: no part can be added afterwards."""
         opts = options_from("uploads.cancel", dict[str, Any](options))
         path = f"/uploads/{quote_id('upload_id', upload_id)}/cancel"
@@ -360,7 +360,7 @@ class Uploads(Resource):
         mime_type: str | None = None,
         part_size: int = PART_SIZE,
         max_concurrency: int = 4,
-        **options: Unpack[RequestOptionsParams],
+        **options: Unpack[RequestOptions],
     ) -> Upload:
         """Upload a whole file in parts: create, send every part, complete.
 
@@ -375,7 +375,7 @@ class Uploads(Resource):
         source = (
             file
             if isinstance(file, _Source)
-            else await _resolve(self._pool.storage, file, filename, size)
+            else await _resolve(self._client.storage, file, filename, size)
         )
         if source.size is None:
             raise InvalidParameterError(
@@ -426,7 +426,7 @@ class Uploads(Resource):
 def _upload_request(
     resource: Resource,
     path: str,
-    options: RequestOptions,
+    options: CallOptions,
     body: BodySource,
     content_type: str,
 ) -> APIRequest:

@@ -6,6 +6,7 @@ from typing import Any
 
 from .._compat import Unpack
 from .._params import ParamSpec
+from .._tokens import estimate_input
 from ..types.moderations import ModerationCreateResponse
 from ..types.params import ModerationCreateParams
 from ._base import Resource
@@ -26,5 +27,7 @@ class Moderations(Resource):
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
         body, options = _SPEC.split(dict[str, Any](params))
-        request = self._request("POST", "/moderations", options, body=body)
+        request = self._request(
+            "POST", "/moderations", options, body=body, estimator=estimate_input
+        )
         return await self._call(request, ModerationCreateResponse)

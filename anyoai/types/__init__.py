@@ -1,6 +1,6 @@
 """The API's data: attrs models for results (no I/O here) and TypedDicts for parameters."""
 
-from ._base import NOT_GIVEN, APIObject, NotGiven, ResponseMeta, UnknownVariant
+from .._model import NOT_GIVEN, APIObject, NotGiven, ResponseMeta, UnknownVariant
 from .batches import Batch, BatchError, BatchList, BatchRequestCounts, BatchResult
 from .chat import (
     ChatCompletion,

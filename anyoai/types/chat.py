@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import attrs
 
-from ._base import APIObject, ChoicesMixin, UnknownVariant
+from .._model import ChoicesMixin, Metered, UnknownVariant
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
 
 if TYPE_CHECKING:
@@ -124,6 +125,23 @@ class ChatCompletionMessage:
     #: the reasoning text some compatible servers (vLLM, DeepSeek, llama.cpp) return
     reasoning_content: str | None = None
 
+    def _as_param(self, unstructure: Callable[[Any], Any]) -> dict[str, Any]:
+        """This message as an assistant message parameter, to send back.
+
+        Only the fields the API accepts in an assistant message are kept (not
+        ``annotations``, not a server's ``reasoning_content``); audio is referred to by its id.
+        """
+        param: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.refusal is not None:
+            param["refusal"] = self.refusal
+        if self.tool_calls:
+            param["tool_calls"] = [unstructure(call) for call in self.tool_calls]
+        if self.function_call is not None:
+            param["function_call"] = unstructure(self.function_call)
+        if self.audio is not None:
+            param["audio"] = {"id": self.audio.id}
+        return param
+
 
 @attrs.frozen(kw_only=True)
 class TopLogprob:
@@ -165,7 +183,7 @@ class Choice:
 
 
 @attrs.frozen(kw_only=True)
-class ChatCompletion(ChoicesMixin, APIObject):
+class ChatCompletion(ChoicesMixin, Metered):
     """The result of ``chat.completions.create``.
 
     Besides the API's fields it offers the seed library's conveniences: :attr:`text`,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import APIObject, ChoicesMixin
+from .._model import ChoicesMixin, Metered
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
 
 __all__ = ["Completion", "CompletionChoice", "CompletionLogprobs"]
@@ -33,7 +33,7 @@ class CompletionChoice:
 
 
 @attrs.frozen(kw_only=True)
-class Completion(ChoicesMixin, APIObject):
+class Completion(ChoicesMixin, Metered):
     """The result of ``completions.create``, and also each chunk of its stream.
 
     Seed conveniences: :attr:`text`, :attr:`texts`, ``len(result)`` and :attr:`usage`.

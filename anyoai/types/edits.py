@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import APIObject, ChoicesMixin
+from .._model import ChoicesMixin, Metered
 from .shared import CompletionUsage
 
 __all__ = ["Edit", "EditChoice"]
@@ -23,7 +23,7 @@ class EditChoice:
 
 
 @attrs.frozen(kw_only=True)
-class Edit(ChoicesMixin, APIObject):
+class Edit(ChoicesMixin, Metered):
     """The result of ``edits.create``. Seed conveniences: :attr:`text`, :attr:`texts`, ``len()``."""
 
     created: int

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NewType
-
 import attrs
 
-from ._base import APIObject
+from .._model import EmbeddingVector, Metered
 
 __all__ = ["CreateEmbeddingResponse", "Embedding", "EmbeddingUsage", "EmbeddingVector"]
-
-#: A list of floats. The server may send it as a JSON array or, with
-#: ``encoding_format="base64"``, as base64 of little-endian float32: both arrive here decoded.
-EmbeddingVector = NewType("EmbeddingVector", list[float])
 
 
 @attrs.frozen(kw_only=True)
@@ -31,9 +25,14 @@ class EmbeddingUsage:
     prompt_tokens: int = 0
     total_tokens: int = 0
 
+    @property
+    def completion_tokens(self) -> int:
+        """Always 0: an embedding writes nothing (so every usage has the same three counts)."""
+        return 0
+
 
 @attrs.frozen(kw_only=True)
-class CreateEmbeddingResponse(APIObject):
+class CreateEmbeddingResponse(Metered):
     """The result of ``embeddings.create``: one :class:`Embedding` per input, in input order."""
 
     data: list[Embedding]

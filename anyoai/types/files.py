@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from ._base import APIObject
+from .._model import APIObject
 
 __all__ = ["FileDeleted", "FileList", "FileObject", "Upload", "UploadPart"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from ._base import APIObject
+from .._model import APIObject
 
 __all__ = ["Moderation", "ModerationCreateResponse"]
 

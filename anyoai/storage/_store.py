@@ -1,38 +1,6 @@
-"""Files anywhere, by URL: S3, GCS, Azure Blob, MinIO, local disk and memory, through obstore.
-
-::
-
-    storage = anyoai.storage.Storage()            # or pool.storage, which every pool has
-    async with await storage.open("s3://training/data/train.jsonl") as reader:
-        async for chunk in reader:                # chunks of up to chunk_size bytes
-            ...
-    await storage.write("az://results/out.jsonl", chunks)   # bytes, or (async) iterable of bytes
-    await storage.copy("gs://in/data.jsonl", "minio://bucket/data.jsonl")
-
-URLs
-    ``s3://bucket/key``; ``gs://bucket/key``; ``az://container/path``, ``abfs://container/path``
-    and ``abfs://container@account.dfs.core.windows.net/path``; ``minio://bucket/key`` (S3 with
-    the endpoint of ``MINIO_ENDPOINT`` or ``AWS_ENDPOINT_URL``, keys from ``MINIO_ACCESS_KEY`` /
-    ``MINIO_SECRET_KEY`` or ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``); ``file:///path``
-    and plain paths (relative ones from the current directory); ``memory://bucket/key`` (a
-    process-wide in-memory store, for tests and scratch data).
-
-Credentials and endpoints
-    obstore reads its standard environment variables (``AWS_*``, ``GOOGLE_*``,
-    ``AZURE_STORAGE_*``). Explicit options override them: ``Storage(options={"s3": {...},
-    "s3://one-bucket": {...}})``, the keys of obstore's ``S3Store`` / ``GCSStore`` /
-    ``AzureStore`` (``endpoint``, ``region``, ``access_key_id``, ``client_options``...), per
-    scheme or per bucket. A store is built once per bucket and reused.
-
-Streaming
-    Reads come in chunks of ``chunk_size`` bytes; writes of iterables go up as multipart uploads
-    of ``part_size`` bytes, at most ``max_concurrency`` parts in flight, so memory stays near
-    ``part_size * (max_concurrency + 1)`` whatever the file's size. A write that fails or is
-    cancelled aborts its multipart upload: nothing partial is left behind.
-
-obstore's blocking calls run in worker threads (anyio), so all of this works under asyncio and
-trio alike. Errors are :class:`StorageError` subclasses naming the URL, credentials masked.
-"""
+"""The store cache and the operations: :class:`Storage` builds one obstore store per bucket (from
+the URL, the environment and explicit options), and reads, lists, writes, copies and deletes
+objects through them, obstore's blocking calls in worker threads and its errors made ours."""
 
 from __future__ import annotations
 
@@ -40,34 +8,41 @@ import contextlib
 import os
 import re
 import threading
-import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
-from pathlib import Path
-from types import TracebackType
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
-import attrs
 
-from ._compat import Self
-from ._errors import AnyoaiError
-from ._secrets import redact, redact_url
+from .._exceptions import StorageError, StorageNotFoundError, StoragePermissionError
+from .._secrets import redact
+from ._objects import (
+    ObjectInfo,
+    ObjectReader,
+    UploadAbortError,
+    next_chunk,
+    sync_source,
+    upload_stream,
+)
+from ._urls import StorageURL, parse_url, require_key
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
 
 __all__ = [
-    "ObjectInfo",
-    "ObjectReader",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
     "Storage",
-    "StorageError",
-    "StorageNotFoundError",
-    "StoragePermissionError",
-    "StorageURL",
-    "StorageURLError",
-    "parse_url",
 ]
 
 T = TypeVar("T")
@@ -78,241 +53,10 @@ DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
 DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY: Final = 4
-SCHEMES: Final = ("s3", "gs", "az", "minio", "file", "memory")
-_ALIASES: Final = {"abfs": "az", "abfss": "az", "azure": "az", "gcs": "gs", "s3a": "s3"}
 _SECRET_KEYS: Final = re.compile(r"(secret|key|token|password|sas|credential)", re.IGNORECASE)
-_SAS_PARAMS: Final = re.compile(r"([?&](?:sig|signature|token|x-amz-signature)=)[^&#\s]+", re.I)
-
-
-# --------------------------------------------------------------------------------------------
-# errors
-
-
-class StorageError(AnyoaiError):
-    """Object storage failed.
-
-    :ivar url: the URL concerned, with any credentials masked.
-    """
-
-    def __init__(self, message: str, *, url: str | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-
-
-class StorageURLError(StorageError, ValueError):
-    """A URL that names no storage anyoai knows, or is missing its bucket or key."""
-
-
-class StorageNotFoundError(StorageError, FileNotFoundError):
-    """No object (or no bucket, or no container) at the URL."""
-
-
-class StoragePermissionError(StorageError, PermissionError):
-    """The store refused the credentials, or they are missing."""
-
-
-def display_url(url: str) -> str:
-    """*url* safe to show: ``user:password@`` and signature query parameters masked."""
-    if not url.startswith(("abfs://", "abfss://")):  # container@account is not a secret
-        url = redact_url(url)
-    return _SAS_PARAMS.sub(r"\1****", url)
-
-
-# --------------------------------------------------------------------------------------------
-# URLs
-
-
-@attrs.frozen
-class StorageURL:
-    """A parsed storage URL.
-
-    :ivar scheme: ``"s3"``, ``"gs"``, ``"az"``, ``"minio"``, ``"file"`` or ``"memory"``
-        (``abfs`` is ``"az"``).
-    :ivar bucket: the bucket or container (for ``file``, ``""``).
-    :ivar key: the object's path in the bucket (for ``file``, the absolute path).
-    :ivar account: for ``abfs://container@account.dfs.core.windows.net/...``, the account.
-    :ivar url: the URL as given (plain paths as ``file://`` URLs).
-    """
-
-    scheme: str
-    bucket: str
-    key: str
-    account: str | None = None
-    url: str = ""
-
-    def __str__(self) -> str:
-        return display_url(self.url)
-
-    def with_key(self, key: str) -> StorageURL:
-        """The URL of another object in the same bucket (*key* from the bucket's root)."""
-        if self.scheme == "file":
-            path = Path("/", key)
-            return StorageURL("file", "", str(path), None, path.as_uri())
-        scheme, rest = self.url.split("://", 1)
-        key = key.lstrip("/")
-        return attrs.evolve(self, key=key, url=f"{scheme}://{rest.split('/', 1)[0]}/{key}")
-
-    def join(self, name: str) -> StorageURL:
-        """The URL of *name* under this one taken as a folder (``s3://b/out/`` + ``x.jsonl``)."""
-        base = self.key.rstrip("/")
-        return self.with_key(f"{base}/{name}" if base else name)
-
-    @property
-    def name(self) -> str:
-        """The last segment of the key (a filename)."""
-        return self.key.rstrip("/").rsplit("/", 1)[-1]
-
-
-def parse_url(url: str | os.PathLike[str] | StorageURL) -> StorageURL:
-    """Parse a storage URL or a local path.
-
-    :raises StorageURLError: for an unknown scheme, or a URL without bucket or key.
-    """
-    if isinstance(url, StorageURL):
-        return url
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
-    if not isinstance(url, str) or not url:
-        raise StorageURLError(f"a storage URL must be a non-empty string, got {url!r}")
-    if "://" not in url:  # a plain path
-        path = Path(url).expanduser().absolute()
-        return StorageURL("file", "", str(path), None, path.as_uri())
-    raw_scheme, rest = url.split("://", 1)
-    scheme = _ALIASES.get(raw_scheme.lower(), raw_scheme.lower())
-    if scheme not in SCHEMES:
-        raise StorageURLError(
-            f"unknown storage scheme {raw_scheme!r} in {display_url(url)}: use s3://, gs://, "
-            "az:// (or abfs://), minio://, file:// or memory://, or a local path",
-            url=display_url(url),
-        )
-    if scheme == "file":
-        parts = urllib.parse.urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise StorageURLError(
-                f"{display_url(url)}: a file URL names a local path, file:///absolute/path",
-                url=display_url(url),
-            )
-        local = urllib.parse.unquote(parts.path)
-        if not local:
-            raise StorageURLError(f"{display_url(url)} has no path", url=display_url(url))
-        return StorageURL("file", "", local, None, url)
-    rest = rest.split("?", 1)[0].split("#", 1)[0]
-    bucket, _, key = rest.partition("/")
-    account = None
-    if scheme == "az" and "@" in bucket:  # abfs://container@account.dfs.core.windows.net/path
-        bucket, host = bucket.split("@", 1)
-        account = host.split(".", 1)[0] or None
-    if not bucket:
-        raise StorageURLError(
-            f"{display_url(url)} names no bucket: {scheme}://bucket/path/to/object",
-            url=display_url(url),
-        )
-    return StorageURL(scheme, bucket, key, account, url)
-
-
-def _require_key(target: StorageURL) -> None:
-    if not target.key or target.key.endswith("/"):
-        raise StorageURLError(
-            f"{target} names no object (a key after the bucket is needed)", url=str(target)
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# objects
-
-
-@attrs.frozen
-class ObjectInfo:
-    """What a store says of one object.
-
-    :ivar url: its URL.
-    :ivar size: its size in bytes.
-    :ivar last_modified: when it was last written, if the store says.
-    :ivar etag: its entity tag, if the store gives one.
-    """
-
-    url: str
-    size: int
-    last_modified: Any = None
-    etag: str | None = None
-
-
-class ObjectReader:
-    """A streamed read of one object: ``async for chunk in reader``; close it (or use
-    ``async with``) to let go of the connection early.
-
-    :ivar url: the object's URL (credentials masked).
-    :ivar size: the object's size in bytes.
-    """
-
-    def __init__(self, url: str, size: int, chunks: Iterator[Any], storage: Storage) -> None:
-        self.url = url
-        self.size = size
-        self._chunks: Iterator[Any] | None = chunks
-        self._storage = storage
-        self._rest = memoryview(b"")
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> bytes:
-        limit = self._storage.chunk_size
-        if not self._rest:
-            chunks = self._chunks
-            if chunks is None:
-                raise StopAsyncIteration
-            chunk = await self._storage._call(_next_chunk, chunks, url=self.url)
-            if chunk is None:
-                await self.aclose()
-                raise StopAsyncIteration
-            if len(chunk) <= limit:
-                return chunk
-            self._rest = memoryview(chunk)  # a store gave more at once (memory://): cut it
-        piece, self._rest = self._rest[:limit], self._rest[limit:]
-        return bytes(piece)
-
-    async def aclose(self) -> None:
-        """Stop reading: the underlying stream (and its connection) is dropped."""
-        self._chunks = None
-        self._rest = memoryview(b"")
-
-    async def read(self) -> bytes:
-        """The rest of the object, in memory (for small objects)."""
-        return b"".join([chunk async for chunk in self])
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"<ObjectReader {self.url} {self.size} bytes>"
-
-
-def _next_chunk(chunks: Iterator[Any]) -> bytes | None:
-    try:
-        return bytes(next(chunks))
-    except StopIteration:
-        return None
-
-
-class _AbortError(Exception):
-    """Raised inside obstore's upload when the writer is cancelled or its source fails, so that
-    obstore aborts the multipart upload."""
-
 
 _MEMORY_STORES: dict[str, Any] = {}
 _MEMORY_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------------------------
-# the store cache and operations
 
 
 class Storage:
@@ -478,11 +222,19 @@ class Storage:
 
     # -- calls -------------------------------------------------------------------------------
 
+    def _puller(self, url: str) -> Callable[[Iterator[Any]], Awaitable[bytes | None]]:
+        """How a reader of *url* takes its next chunk: in a worker thread, errors made ours."""
+
+        async def pull(chunks: Iterator[Any]) -> bytes | None:
+            return await self._call(next_chunk, chunks, url=url)
+
+        return pull
+
     async def _call(self, fn: Callable[..., T], *args: Any, url: str) -> T:
         """Run a blocking obstore call in a worker thread, its errors made ours."""
         try:
             return await anyio.to_thread.run_sync(lambda: fn(*args))
-        except (StorageError, _AbortError):
+        except (StorageError, UploadAbortError):
             raise
         except Exception as exc:
             raise self._error(exc, url) from None
@@ -524,13 +276,15 @@ class Storage:
         import obstore
 
         target = parse_url(url)
-        _require_key(target)
+        require_key(target)
         store, path = self.store(target)
         shown = str(target)
         if offset < 0 or (length is not None and length < 0):
             raise ValueError(f"offset and length must be >= 0, got {offset} and {length}")
         if length == 0:
-            return ObjectReader(shown, 0, iter(()), self)
+            return ObjectReader(
+                shown, 0, iter(()), pull=self._puller(shown), chunk_size=self.chunk_size
+            )
         options: dict[str, Any] = {}
         if length is not None:
             options["range"] = (offset, offset + length)  # [start, end)
@@ -543,7 +297,9 @@ class Storage:
             return int(end - first), iter(result.stream(min_chunk_size=self.chunk_size))
 
         size, chunks = await self._call(start, url=shown)
-        return ObjectReader(shown, size, chunks, self)
+        return ObjectReader(
+            shown, size, chunks, pull=self._puller(shown), chunk_size=self.chunk_size
+        )
 
     async def read_bytes(self, url: str | os.PathLike[str] | StorageURL) -> bytes:
         """The whole object at *url*, in memory (for small objects)."""
@@ -559,7 +315,7 @@ class Storage:
         import obstore
 
         target = parse_url(url)
-        _require_key(target)
+        require_key(target)
         store, path = self.store(target)
         meta = await self._call(obstore.head, store, path, url=str(target))
         return ObjectInfo(
@@ -619,7 +375,7 @@ class Storage:
         import obstore
 
         target = parse_url(url)
-        _require_key(target)
+        require_key(target)
         store, path = self.store(target)
         shown = str(target)
         if target.scheme == "file":
@@ -632,7 +388,7 @@ class Storage:
             return len(payload)
         if isinstance(data, AsyncIterable):
             return await self._write_stream(obstore, store, path, aiter(data), shown)
-        return await self._write_stream(obstore, store, path, _sync_source(iter(data)), shown)
+        return await self._write_stream(obstore, store, path, sync_source(iter(data)), shown)
 
     def _put(self, obstore: Any, store: Any, path: str, data: Any) -> None:
         obstore.put(
@@ -646,67 +402,12 @@ class Storage:
     async def _write_stream(
         self, obstore: Any, store: Any, path: str, source: AsyncIterator[bytes], shown: str
     ) -> int:
-        """Stream an async source into obstore's multipart upload, running in a thread.
+        """Stream an async source into obstore's multipart upload (see :func:`upload_stream`)."""
 
-        The thread pulls each chunk from the event loop. When the caller is cancelled, or the
-        source raises, the thread's iterator raises :class:`_AbortError` inside obstore, which
-        aborts the multipart upload; then the cause is raised here.
-        """
-        stop = threading.Event()
-        failure: list[BaseException] = []
-        written = 0
+        def upload(chunks: Iterator[bytes]) -> Awaitable[None]:
+            return self._call(self._put, obstore, store, path, chunks, url=shown)
 
-        async def pull() -> bytes | None:
-            try:
-                return bytes(await source.__anext__())
-            except StopAsyncIteration:
-                return None
-
-        def chunks() -> Iterator[bytes]:
-            nonlocal written
-            while True:
-                if stop.is_set():
-                    raise _AbortError("the write was cancelled")
-                try:
-                    chunk = anyio.from_thread.run(pull)
-                except BaseException as exc:  # the source failed: abort, then re-raise
-                    failure.append(exc)
-                    raise _AbortError("the source failed") from None
-                if chunk is None:
-                    return
-                if stop.is_set():
-                    raise _AbortError("the write was cancelled")
-                written += len(chunk)
-                if chunk:
-                    yield chunk
-
-        async def watch() -> None:
-            try:
-                await anyio.sleep_forever()
-            finally:
-                stop.set()  # the caller is cancelled (or the upload is over)
-
-        aborted = False
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch)
-                try:
-                    await self._call(self._put, obstore, store, path, chunks(), url=shown)
-                except _AbortError:
-                    aborted = True  # obstore has aborted the multipart upload
-                finally:
-                    group.cancel_scope.cancel()
-            # a cancelled caller does not get here: leaving the task group re-raised it
-        finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
-        if aborted:
-            if failure:
-                raise failure[0]
-            raise StorageError(f"{shown}: the write was aborted", url=shown)
-        return written
+        return await upload_stream(source, upload, shown)
 
     async def copy(
         self,
@@ -723,12 +424,7 @@ class Storage:
         import obstore
 
         target = parse_url(url)
-        _require_key(target)
+        require_key(target)
         store, path = self.store(target)
         with contextlib.suppress(StorageNotFoundError):
             await self._call(obstore.delete, store, path, url=str(target))
-
-
-async def _sync_source(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
