@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "chat" in scenarios:
             print("non-streamed chat completions", flush=True)
             levels = (1, 16) if smoke else CONCURRENCY
-            variants = [
+            variants: list[dict[str, Any]] = [
                 {"concurrency": c, "requests": 20 if smoke else int(CHAT_REQUESTS[c] * args.scale)}
                 for c in levels
             ]

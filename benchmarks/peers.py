@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 API_KEY = "sk-bench-0000000000000000"
 MODEL = "gpt-4o-mini"
@@ -123,6 +123,7 @@ async def _anyoai(urls: dict[str, str]) -> AsyncIterator[Session]:
 @asynccontextmanager
 async def _openai(urls: dict[str, str]) -> AsyncIterator[Session]:
     import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
     try:  # openai-python 3 is built on httpx2; earlier releases on httpx
         import httpx2 as httpx
@@ -142,17 +143,14 @@ async def _openai(urls: dict[str, str]) -> AsyncIterator[Session]:
         "base64": client(urls["embeddings_base64"]),
     }
     session = Session()
+    messages = cast(list[ChatCompletionMessageParam], MESSAGES)  # the SDK's TypedDicts
 
     async def do_chat() -> str:
-        result = await chat.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+        result = await chat.chat.completions.create(model=MODEL, messages=messages)
         return result.choices[0].message.content or ""
 
     async def do_stream() -> AsyncIterator[Any]:
-        opened = await stream.chat.completions.create(
-            model=MODEL,
-            messages=MESSAGES,  # type: ignore[arg-type]
-            stream=True,
-        )
+        opened = await stream.chat.completions.create(model=MODEL, messages=messages, stream=True)
         async with opened:
             async for chunk in opened:
                 yield chunk

@@ -13,11 +13,10 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, HELLO
 
 pytestmark = pytest.mark.anyio
 
-HELLO = [{"role": "user", "content": "hello azure"}]
 AZURE_KEY = "azure-key-0123456789abcdef0123456789ab"
 API_VERSION = "2024-10-21"
 DEPLOYMENTS = {

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import pytest
 
 import anyoai
+import anyoai.types
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, HELLO
 
 pytestmark = pytest.mark.anyio
-
-HELLO = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ async def test_weights_split_traffic_in_proportion(
 async def test_custom_strategy(trio_of_servers: tuple[FakeServer, FakeServer, FakeServer]) -> None:
     a, b, c = trio_of_servers
 
-    def fastest(candidates: list[anyoai.BackendStatus], model: str | None) -> str:
+    def fastest(candidates: Sequence[anyoai.BackendStatus], model: str | None) -> str:
         assert all(isinstance(s, anyoai.BackendStatus) for s in candidates)
         return "c" if any(s.name == "c" for s in candidates) else candidates[0].name
 
@@ -248,7 +247,8 @@ async def test_backend_status_reports_traffic_and_health(
         assert status[name].requests == 5
         assert status[name].in_flight == 0
         assert status[name].state == "healthy"
-        assert status[name].latency_ewma is not None and status[name].latency_ewma > 0
+        latency = status[name].latency_ewma
+        assert latency is not None and latency > 0
         expected = sum(r.usage.total_tokens for r in results if r.backend == name and r.usage)
         assert status[name].tokens_used == expected
 

@@ -63,7 +63,7 @@ async def test_run_returns_typed_results_by_custom_id_and_saves_them(
         assert result.ok and result.status_code == 200 and result.error is None
         assert isinstance(result.response, ChatCompletion)
         assert result.response.model.startswith("gpt-4o-mini")
-        assert result.response.meta.batch
+        assert result.response.meta is not None and result.response.meta.batch
         assert result.request_id and result.raw["custom_id"] == custom_id
     # the input that was uploaded: one line per request, in order, addressed to the endpoint
     uploaded = server.files[run.batch.input_file_id]
@@ -74,6 +74,7 @@ async def test_run_returns_typed_results_by_custom_id_and_saves_them(
     # the output file, saved into storage before it was read
     assert run.output_url == folder + "output.jsonl" and run.errors_url is None
     saved = await pool.storage.read_bytes(run.output_url)
+    assert run.batch.output_file_id is not None
     assert saved == server.files[run.batch.output_file_id].data
     assert {json.loads(line)["custom_id"] for line in saved.splitlines()} == set(QUESTIONS)
     # the batch was polled until it ended: validating, in_progress, finalizing, completed
@@ -96,6 +97,7 @@ async def test_results_are_priced_at_batch_prices(pool: anyoai.Pool) -> None:
         model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTIONS["q-0"]}]
     )
     usage = direct.usage
+    assert usage is not None
     assert direct.consumption == pytest.approx(
         (usage.prompt_tokens * 0.15 + usage.completion_tokens * 0.60) / 1e6
     )
@@ -111,6 +113,7 @@ async def test_embeddings_batch_results_are_typed_as_embeddings(pool: anyoai.Poo
     for result in run.results.values():
         assert isinstance(result.response, CreateEmbeddingResponse)
         assert len(result.response.data[0].embedding) > 0
+        assert result.response.usage is not None
         tokens = result.response.usage.prompt_tokens
         assert result.response.consumption == pytest.approx(tokens * 0.01 / 1e6)
 
@@ -144,7 +147,7 @@ async def test_a_failing_request_lands_in_the_error_file(
     folder = f"memory://batches-{anyio_backend}/run-2"
     run = await pool.batches.run(requests, results_url=folder)
     assert run.batch.status == "completed"
-    assert run.batch.request_counts.failed == 1
+    assert run.batch.request_counts is not None and run.batch.request_counts.failed == 1
     assert set(run.failed) == {"broken"}
     broken = run.results["broken"]
     assert broken.status_code == 400 and broken.response is None and not broken.ok

@@ -6,21 +6,12 @@ import anyio
 import pytest
 
 import anyoai
+import anyoai.types
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, HELLO, wait_for
 
 pytestmark = pytest.mark.anyio
-
-HELLO = [{"role": "user", "content": "hi"}]
-
-
-async def wait_for(condition: object, what: str) -> None:
-    for _ in range(20_000):
-        if condition():  # type: ignore[operator]
-            return
-        await anyio.sleep(0.001)
-    raise AssertionError(f"never reached: {what}")
 
 
 def assert_at_rest(pool: anyoai.Pool) -> None:
@@ -52,6 +43,7 @@ async def test_cancel_1000_in_flight_requests(server: FakeServer, max_connection
                     and len(server.requests) == min(1000, max_connections)
                 ),
                 "1000 requests in flight",
+                timeout=20,
             )
             assert pool.statistics().in_use == min(1000, max_connections)
             tg.cancel_scope.cancel()
@@ -95,7 +87,7 @@ async def test_cancel_100_open_streams() -> None:
         async with anyio.create_task_group() as tg:
             for _ in range(100):
                 tg.start_soon(consume)
-            await wait_for(lambda: first_chunks == 100, "100 streams yielding")
+            await wait_for(lambda: first_chunks == 100, "100 streams yielding", timeout=20)
             assert pool.statistics().in_use == 100
             tg.cancel_scope.cancel()
         assert_at_rest(pool)

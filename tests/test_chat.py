@@ -11,12 +11,12 @@ import anyoai
 from anyoai.testing import FakeServer
 from anyoai.types import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageToolCall
 
-from .helpers import API_KEY
+from .helpers import API_KEY, hello
 
 pytestmark = pytest.mark.anyio
 
-HELLO = [{"role": "user", "content": "hello there"}]
-WEATHER_TOOL = {
+HELLO = hello("hello there")  # the fake server's answers repeat it
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -122,7 +122,7 @@ async def test_parallel_tool_calls(pool: anyoai.Pool, server: FakeServer) -> Non
     assert server.requests[-1].json["tool_choice"] == "auto"
 
     # the assistant message goes straight back into the conversation
-    follow_up = [
+    follow_up: list[Any] = [
         *HELLO,
         choice.message,
         {"role": "tool", "tool_call_id": weather.id, "content": "sunny"},

@@ -21,6 +21,8 @@ import pytest
 
 from anyoai._concurrency import Progress, imap_concurrent, map_concurrent
 
+from .helpers import wait_for
+
 pytestmark = pytest.mark.anyio
 
 HERE = Path(__file__).parent
@@ -613,11 +615,15 @@ async def test_checkpoint_survives_sigkill(tmp_path: Path, anyio_backend: str) -
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+    def fifty_done() -> bool:
+        if journal.exists() and len(journal_lines(journal)) >= 50:
+            return True
+        assert process.returncode is None, "the job ended before it could be killed"
+        return False
+
     try:
-        with anyio.fail_after(60):
-            while not journal.exists() or len(journal_lines(journal)) < 50:
-                assert process.returncode is None, "the job ended before it could be killed"
-                await anyio.sleep(0.005)
+        await wait_for(fifty_done, "50 items in the journal", timeout=60)
         process.send_signal(signal.SIGKILL)
         await process.wait()
     finally:

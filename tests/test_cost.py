@@ -19,7 +19,7 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, function_calls
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +147,7 @@ async def test_estimate_of_a_streamed_tool_call_counts_its_arguments(pool: anyoa
         model="gpt-4o-mini", messages=ASK, tools=[get_time], stream=True
     )
     final = await stream.get_final_completion()
-    call = final.tool_calls[0].function
+    call = function_calls(final)[0].function
     cost = final.consumption
     assert cost is not None and cost.estimated
     assert cost.completion_tokens == (

@@ -67,7 +67,7 @@ async def test_over_long_input_is_refused_naming_its_index(
 async def test_over_long_input_is_truncated_when_asked(
     pool: anyoai.Pool, server: FakeServer
 ) -> None:
-    inputs = ["short", "word " * 50, list(range(40))]
+    inputs: list[str | list[int]] = ["short", "word " * 50, list(range(40))]
     vectors = await pool.embeddings.create_many(
         inputs, model=MODEL, max_input_tokens=20, truncate=True
     )

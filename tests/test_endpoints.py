@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 import anyoai
@@ -47,7 +49,7 @@ async def test_completion_stream(pool: anyoai.Pool) -> None:
 
 @pytest.mark.parametrize("encoding_format", ["float", "base64"])
 async def test_embeddings_float_and_base64_decode_alike(
-    pool: anyoai.Pool, server: FakeServer, encoding_format: str
+    pool: anyoai.Pool, server: FakeServer, encoding_format: Literal["float", "base64"]
 ) -> None:
     reference = await pool.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
     result = await pool.embeddings.create(
@@ -113,12 +115,12 @@ async def test_invalid_parameters_fail_before_sending(
     pool: anyoai.Pool, server: FakeServer
 ) -> None:
     with pytest.raises(anyoai.InvalidParameterError) as info:
-        await pool.embeddings.create(model="e", input={"not": "valid"})  # type: ignore[typeddict-item]
+        await pool.embeddings.create(model="e", input={"not": "valid"})  # type: ignore[arg-type]
     assert info.value.param == "input"
     with pytest.raises(anyoai.InvalidParameterError):
         await pool.models.retrieve("")
     with pytest.raises(anyoai.InvalidParameterError):
-        await pool.chat.completions.create(model="m", messages="hello")  # type: ignore[typeddict-item]
+        await pool.chat.completions.create(model="m", messages="hello")  # type: ignore[arg-type]
     with pytest.raises(anyoai.InvalidParameterError):
         await pool.chat.completions.create(model="m", messages=[], stream="yes")  # type: ignore[call-overload]
     assert server.requests == []

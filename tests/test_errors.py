@@ -7,11 +7,10 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, HELLO
 
 pytestmark = pytest.mark.anyio
 
-HELLO = [{"role": "user", "content": "hi"}]
 
 STATUS_CLASSES = [
     (400, anyoai.BadRequestError),

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import anyoai
+import anyoai.types
 from anyoai.testing import FakeServer, Fault
 
 pytestmark = pytest.mark.anyio
@@ -237,8 +238,8 @@ async def test_a_cancelled_upload_is_cancelled_on_the_server(
         group.start_soon(upload)
         await one_part_sent.wait()
         group.cancel_scope.cancel()
-    (upload,) = server.uploads.values()
-    assert upload.status == "cancelled"
+    (stored,) = server.uploads.values()
+    assert stored.status == "cancelled"
     assert server.files == {}
     assert pool.statistics().in_use == 0
 

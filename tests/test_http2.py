@@ -13,7 +13,7 @@ import pytest
 
 import anyoai
 
-from .helpers import API_KEY
+from .helpers import API_KEY, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -45,18 +45,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int) -> None:
+def _listening(port: int) -> bool:
     import socket
-    import time
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"the HTTP/2 test server did not start on port {port}")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +78,15 @@ def h2_server() -> Iterator[tuple[str, ssl.SSLContext]]:
         thread = threading.Thread(target=loop.run_until_complete, args=(server,), daemon=True)
         thread.start()
         try:
-            _wait_for_port(port)
+            wait_until(lambda: _listening(port), f"the HTTP/2 test server on port {port}")
             context = ssl.create_default_context()
             ca.configure_trust(context)
             yield f"https://127.0.0.1:{port}/v1", context
         finally:
             loop.call_soon_threadsafe(stop.set)
             thread.join(10)
+            if not thread.is_alive():
+                loop.close()  # else it is left to the garbage collector, to warn in a later test
 
 
 async def test_http2_is_negotiated_and_multiplexed(h2_server: tuple[str, ssl.SSLContext]) -> None:

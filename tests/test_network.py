@@ -15,9 +15,9 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-pytestmark = pytest.mark.anyio
+from .helpers import HELLO
 
-HELLO = [{"role": "user", "content": "hi"}]
+pytestmark = pytest.mark.anyio
 
 
 async def test_a_call_in_a_cancelled_or_expired_scope_sends_nothing(
@@ -138,11 +138,13 @@ async def test_happy_eyeballs_moves_past_an_address_that_hangs() -> None:
 async def test_happy_eyeballs_reports_every_failure() -> None:
     import socket
 
-    from anyoai._network import happy_eyeballs
+    from anyoai._network import AddressInfo, happy_eyeballs
 
-    async def open_one(info: Any) -> socket.socket:
-        raise ConnectionRefusedError(f"refused by {info[4]}")
+    async def open_one(info: AddressInfo) -> socket.socket:
+        raise ConnectionRefusedError(f"refused by {info[4][0]}")
 
-    infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", name) for name in ("a", "b")]
+    infos: list[AddressInfo] = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (name, 443)) for name in ("a", "b")
+    ]
     with pytest.raises(OSError, match="refused by a; refused by b"):
         await happy_eyeballs(open_one, infos)

@@ -11,11 +11,9 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, HELLO, wait_for
 
 pytestmark = pytest.mark.anyio
-
-HELLO = [{"role": "user", "content": "hi"}]
 
 
 async def test_missing_api_key_names_the_variable() -> None:
@@ -112,21 +110,13 @@ async def test_pool_timeout_when_every_connection_is_busy(server: FakeServer) ->
         server.add_fault(Fault(latency=5))
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: pool.models.list(max_retries=0))
-            await _wait_until(lambda: pool.statistics().in_use == 1)
+            await wait_for(lambda: pool.statistics().in_use == 1, "the first request")
             with pytest.raises(anyoai.APITimeoutError, match="pool timeout") as info:
                 await pool.models.list(max_retries=0)
             assert info.value.request_sent is False
             tg.cancel_scope.cancel()
         assert pool.statistics().waiting == 0
         assert pool.statistics().in_use == 0
-
-
-async def _wait_until(condition: object) -> None:
-    for _ in range(10_000):
-        if condition():  # type: ignore[operator]
-            return
-        await anyio.sleep(0.001)
-    raise AssertionError("condition never became true")
 
 
 async def test_stale_idle_connection_is_replaced_transparently(

@@ -179,8 +179,7 @@ def backend_for(
             deployments={model: deployment},
         )
         return spec, f"/openai/deployments/{deployment}{endpoint[1]}", query
-    spec = anyoai.OpenAIBackend(base_url=server.url, api_key=API_KEY)
-    return spec, f"/v1{endpoint[1]}", query
+    return anyoai.OpenAIBackend(base_url=server.url, api_key=API_KEY), f"/v1{endpoint[1]}", query
 
 
 ERROR_CLASSES = {

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, HELLO
 
 pytestmark = pytest.mark.anyio
-
-HELLO = [{"role": "user", "content": "hi"}]
 
 
 class Recorder:
@@ -37,7 +36,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-async def retry_pool(server: FakeServer, recorder: Recorder):  # type: ignore[no-untyped-def]
+async def retry_pool(server: FakeServer, recorder: Recorder) -> AsyncIterator[anyoai.Pool]:
     async with anyoai.open_pool(api_key=API_KEY, base_url=server.url, on_retry=recorder) as pool:
         yield pool
 

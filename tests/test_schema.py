@@ -238,7 +238,7 @@ def test_unsupported_types_are_refused_naming_the_type(cls: type, where: str, na
 
 
 def test_functions_need_annotations_and_no_varargs() -> None:
-    def untyped(x):  # type: ignore[no-untyped-def]
+    def untyped(x):
         return x
 
     def varargs(*names: str) -> None:

@@ -11,9 +11,7 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, run_in_thread
 
-from .helpers import API_KEY
-
-HELLO = [{"role": "user", "content": "hello sync"}]
+from .helpers import API_KEY, HELLO
 
 
 @pytest.fixture

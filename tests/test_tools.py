@@ -19,7 +19,7 @@ import pytest
 import anyoai
 from anyoai.testing import FakeServer, Fault
 
-from .helpers import API_KEY
+from .helpers import API_KEY, function_calls
 from .models import Location, Unit
 
 pytestmark = pytest.mark.anyio
@@ -134,14 +134,14 @@ async def test_parallel_tool_calls_parse_into_instances(pool: anyoai.Pool) -> No
         model=MODEL, messages=ASK, tools=[Weather, get_time]
     )
     assert result.choices[0].finish_reason == "tool_calls"
-    assert [call.function.name for call in result.tool_calls] == ["Weather", "get_time"]
-    assert result.function_results == [call.function for call in result.tool_calls]
+    assert [call.function.name for call in function_calls(result)] == ["Weather", "get_time"]
+    assert result.function_results == [call.function for call in function_calls(result)]
 
     weather, clock = result.parse_tool_calls(Weather, get_time)
-    raw_weather = json.loads(result.tool_calls[0].function.arguments)
-    raw_clock = json.loads(result.tool_calls[1].function.arguments)
+    raw_weather = json.loads(function_calls(result)[0].function.arguments)
+    raw_clock = json.loads(function_calls(result)[1].function.arguments)
 
-    assert weather.id == result.tool_calls[0].id and weather.name == "Weather"
+    assert weather.id == function_calls(result)[0].id and weather.name == "Weather"
     assert weather.target is Weather
     assert isinstance(weather.arguments, Weather)
     assert isinstance(weather.arguments.location, Location)
@@ -169,7 +169,7 @@ async def test_parallel_tool_calls_false_gives_one_call(pool: anyoai.Pool) -> No
 async def test_async_function_target_is_awaited_by_the_caller(pool: anyoai.Pool) -> None:
     result = await pool.chat.completions.create(model=MODEL, messages=ASK, tools=[lookup_order])
     (call,) = result.parse_tool_calls(lookup_order)
-    order_id = json.loads(result.tool_calls[0].function.arguments)["order_id"]
+    order_id = json.loads(function_calls(result)[0].function.arguments)["order_id"]
     assert await call.invoke() == {"order_id": order_id, "status": "shipped"}
 
 
@@ -206,12 +206,12 @@ async def test_a_tool_loop_sends_results_back_and_gets_an_answer(
     sent = server.requests[-1].json["messages"]
     assert sent[1]["tool_calls"][0]["function"] == {
         "name": "get_time",
-        "arguments": result.tool_calls[0].function.arguments,
+        "arguments": function_calls(result)[0].function.arguments,
     }
     assert sent[2] == {
         "role": "tool",
-        "tool_call_id": result.tool_calls[0].id,
-        "content": get_time(**json.loads(result.tool_calls[0].function.arguments)),
+        "tool_call_id": function_calls(result)[0].id,
+        "content": get_time(**json.loads(function_calls(result)[0].function.arguments)),
     }
 
 
@@ -232,8 +232,8 @@ async def test_a_call_to_a_tool_not_given_to_parse_is_an_error(pool: anyoai.Pool
     with pytest.raises(anyoai.ToolCallError) as info:
         result.parse_tool_calls(Weather)
     assert info.value.name == "get_time"
-    assert info.value.arguments == result.tool_calls[1].function.arguments
-    assert info.value.call_id == result.tool_calls[1].id
+    assert info.value.arguments == function_calls(result)[1].function.arguments
+    assert info.value.call_id == function_calls(result)[1].id
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ TOOL = {
 
 async def _tool_round_trip(pool: anyoai.Pool) -> Any:
     call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-    messages = [
+    messages: list[Any] = [
         *MESSAGES,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"},

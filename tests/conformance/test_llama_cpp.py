@@ -8,6 +8,7 @@ about the words.
 from __future__ import annotations
 
 import enum
+from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 import anyio
@@ -15,13 +16,15 @@ import attrs
 import pytest
 
 import anyoai
+import anyoai.types
 
+from ..helpers import hello
 from .report import REPORT
 
 pytestmark = pytest.mark.anyio
 
 MODEL = "tiny"
-HELLO = [{"role": "user", "content": "Hello, how are you?"}]
+HELLO = hello("Hello, how are you?")
 
 
 class Unit(str, enum.Enum):
@@ -46,8 +49,8 @@ class Reading:
     note: Literal["ok"] | None
 
 
-def pool_for(url: str) -> anyoai.Pool:  # type: ignore[return]
-    return anyoai.open_pool(  # type: ignore[return-value]
+def pool_for(url: str) -> AbstractAsyncContextManager[anyoai.Pool]:
+    return anyoai.open_pool(
         backends=[anyoai.CompatibleBackend(name="llama", base_url=url)], max_retries=0
     )
 

@@ -45,7 +45,7 @@ PNG_1x1 = base64.b64encode(
         "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5d8a97e0000000049454e44ae426082"
     )
 ).decode()
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -144,7 +144,7 @@ async def _tool_round_trip(pool: anyoai.Pool, h: Mapping[str, str]) -> Any:
         "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city":"Paris","unit":"celsius"}'},
     }
-    messages = [
+    messages: list[Any] = [
         *CHAT,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'},
@@ -212,6 +212,12 @@ async def _content(pool: anyoai.Pool, h: Mapping[str, str]) -> bytes:
     async with await pool.files.content("file-abc123", extra_headers=h) as body:
         return b"".join([chunk async for chunk in body])
 
+
+#: a moderation input in parts: a text and an image
+MODERATION_PARTS: list[dict[str, Any]] = [
+    {"type": "text", "text": "is this ok?"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+]
 
 ROWS: dict[str, list[Row]] = {
     "chat.completions.create": [
@@ -431,10 +437,7 @@ ROWS: dict[str, list[Row]] = {
         Row(
             "text and image parts",
             lambda p, h: p.moderations.create(
-                input=[
-                    {"type": "text", "text": "is this ok?"},
-                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-                ],
+                input=MODERATION_PARTS,
                 model="omni-moderation-latest",
                 extra_headers=h,
             ),

@@ -54,6 +54,7 @@ from typing import Any
 import attrs
 
 from ..conformance.servers import Server, free_port
+from ..helpers import fake_server_command
 
 HERE = Path(__file__).parent
 #: Azurite's blob server script, installed by ``npm ci --prefix tests/storage``; started with
@@ -103,6 +104,7 @@ def request(
     """One plain HTTP request (http.client: no header is added behind our back, which keeps
     signatures exact). Raises :class:`HTTPStatusError` on a status not in *ok*."""
     parsed = urllib.parse.urlsplit(root)
+    assert parsed.hostname is not None, root
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
     try:
         connection.request(method, path, body=body, headers=dict(headers or {}))
@@ -643,15 +645,7 @@ def start_fake_openai(workdir: Path, api_key: str, max_file_bytes: int) -> Serve
     """Start anyoai's fake server as a child process (not yet waited for): what it stores
     does not count in the memory of the test's own process."""
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "anyoai.testing",
-        "--port",
-        str(port),
-        "--api-key",
-        api_key,
-        "--max-file-bytes",
-        str(max_file_bytes),
-    ]
+    argv = fake_server_command(
+        "--port", str(port), "--api-key", api_key, "--max-file-bytes", str(max_file_bytes)
+    )
     return Server("fake-openai", argv, port, workdir / "fake-openai.log")

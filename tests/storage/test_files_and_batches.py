@@ -152,7 +152,7 @@ async def test_a_batch_job_from_s3_with_results_in_azure(
             **store_options("az", azurite.store_kwargs(container), "container_name"),
         }
     )
-    requests = [
+    requests: list[dict[str, Any]] = [
         {
             "custom_id": f"row-{i}",
             "method": "POST",

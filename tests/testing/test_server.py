@@ -10,27 +10,35 @@ import base64
 import json
 import signal
 import struct
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import anyio.abc
 import httpcore
 import pytest
 
 from anyoai.testing import FakeServer, Fault, RecordedRequest, run_in_thread
 
+from ..helpers import (
+    CHAT,
+    RawConnection,
+    call,
+    chat_body,
+    chunks,
+    collect_stream,
+    error_of,
+    events,
+    fake_server_process,
+    header,
+    payload,
+    raw_request,
+    wait_for,
+)
+
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -43,83 +51,6 @@ async def server() -> AsyncIterator[FakeServer]:
 async def pool(server: FakeServer) -> AsyncIterator[httpcore.AsyncConnectionPool]:
     async with httpcore.AsyncConnectionPool(max_connections=50) as client:
         yield client
-
-
-CHAT = "/chat/completions"
-
-
-def chat_body(text: str = "hello there", **extra: Any) -> dict[str, Any]:
-    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], **extra}
-
-
-async def call(
-    pool: httpcore.AsyncConnectionPool,
-    server: FakeServer,
-    path: str,
-    body: Any = None,
-    *,
-    method: str = "POST",
-    headers: Mapping[str, str] | None = None,
-    raw: bytes | None = None,
-) -> httpcore.Response:
-    content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    all_headers = {"content-type": "application/json", **(headers or {})}
-    return await pool.request(
-        method, server.url + path, headers=list(all_headers.items()), content=content
-    )
-
-
-def payload(response: httpcore.Response) -> Any:
-    return json.loads(response.content)
-
-
-def header(response: httpcore.Response, name: str) -> str | None:
-    for key, value in response.headers:
-        if key.decode().lower() == name:
-            return value.decode()
-    return None
-
-
-def events(content: bytes) -> list[str]:
-    """The ``data:`` payloads of a server-sent event stream."""
-    found = []
-    for block in content.decode().split("\n\n"):
-        for line in block.splitlines():
-            if line.startswith("data: "):
-                found.append(line[len("data: ") :])
-    return found
-
-
-def chunks(content: bytes) -> list[dict[str, Any]]:
-    """The JSON chunks of a stream that ends with ``[DONE]``."""
-    data = events(content)
-    assert data[-1] == "[DONE]"
-    return [json.loads(item) for item in data[:-1]]
-
-
-def error_of(response: httpcore.Response) -> dict[str, Any]:
-    body = payload(response)
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    error: dict[str, Any] = body["error"]
-    return error
-
-
-async def collect_stream(
-    pool: httpcore.AsyncConnectionPool, server: FakeServer, path: str, body: Any, **kw: Any
-) -> tuple[int, bytes, BaseException | None]:
-    """Read a streamed answer as far as it goes: (status, bytes received, error if cut)."""
-    received = b""
-    headers = [("content-type", "application/json"), *kw.get("headers", {}).items()]
-    async with pool.stream(
-        "POST", server.url + path, headers=headers, content=json.dumps(body).encode()
-    ) as response:
-        try:
-            async for piece in response.aiter_stream():
-                received += piece
-        except httpcore.RemoteProtocolError as exc:
-            return response.status, received, exc
-    return response.status, received, None
 
 
 # ------------------------------------------------------------------------------ chat
@@ -639,46 +570,6 @@ async def test_edits(server: FakeServer, pool: httpcore.AsyncConnectionPool) -> 
 # ------------------------------------------------------------------------------ HTTP
 
 
-class RawConnection:
-    """A plain socket client that reads responses framed by Content-Length."""
-
-    def __init__(self, stream: anyio.abc.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = b""
-
-    async def read_response(self) -> tuple[int, dict[str, str], bytes]:
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += await self.stream.receive()
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers["content-length"])
-        while len(self.buffer) < length:
-            self.buffer += await self.stream.receive()
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return int(status_line.split()[1]), headers, body
-
-    async def read_to_end(self) -> bytes:
-        data = self.buffer
-        while True:
-            try:
-                data += await self.stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return data
-
-
-def raw_request(
-    method: str, path: str, body: bytes = b"", extra: str = "", *, length: bool = True
-) -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{extra}"
-    if length:
-        head += f"content-length: {len(body)}\r\n"
-    return head.encode() + b"\r\n" + body
-
-
 async def test_keep_alive_serves_pipelined_requests_on_one_connection(server: FakeServer) -> None:
     async with await anyio.connect_tcp(server.host, server.port) as stream:
         client = RawConnection(stream)
@@ -725,10 +616,7 @@ async def test_close_idle_connections(server: FakeServer) -> None:
         assert (await client.read_response())[0] == 200
         server.add_fault(Fault(latency=3600))
         await busy.send(raw_request("GET", "/v1/models"))
-        for _ in range(500):
-            if len(server.requests) == 2:
-                break
-            await anyio.sleep(0.01)
+        await wait_for(lambda: len(server.requests) == 2, "both requests", timeout=5)
         assert await server.close_idle_connections() == 1
         assert await client.read_to_end() == b""
         assert server.open_connections == 1  # the one waiting for its answer stays
@@ -975,15 +863,9 @@ async def test_latency_is_cancelled_when_the_client_leaves(server: FakeServer) -
             await stream.send(
                 raw_request("POST", "/v1/chat/completions", body, f"x-fake-fault: {fault}\r\n")
             )
-            for _ in range(500):
-                if server.requests:
-                    break
-                await anyio.sleep(0.01)
+            await wait_for(lambda: server.requests, "the request", timeout=5)
             assert server.open_connections == 1
-        for _ in range(500):
-            if server.open_connections == 0:
-                break
-            await anyio.sleep(0.01)
+        await wait_for(lambda: server.open_connections == 0, "the connection to close", timeout=5)
     assert server.open_connections == 0
 
 
@@ -994,10 +876,11 @@ async def test_shutdown_closes_connections_and_cancels_latency() -> None:
             idle = await anyio.connect_tcp(server.host, server.port)
             waiting = await anyio.connect_tcp(server.host, server.port)
             await waiting.send(raw_request("GET", "/v1/models"))
-            for _ in range(500):
-                if server.requests and server.open_connections == 2:
-                    break
-                await anyio.sleep(0.01)
+            await wait_for(
+                lambda: server.requests and server.open_connections == 2,
+                "the request on one of two connections",
+                timeout=5,
+            )
             assert server.open_connections == 2
         assert server.open_connections == 0
         for stream in (idle, waiting):
@@ -1083,23 +966,10 @@ def test_run_in_thread_with_blocking_clients() -> None:
 
 
 def test_command_line() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anyoai.testing", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
+    with fake_server_process("--port", "0") as (process, url):
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/v1")
         with urllib.request.urlopen(url + "/models", timeout=10) as response:
             assert json.load(response)["object"] == "list"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()

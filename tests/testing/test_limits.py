@@ -1,6 +1,6 @@
 """Tests of the fake server's OpenAI-style rate limits and latency, under asyncio and trio.
 
-Raw httpcore clients, as in ``test_fake_server.py``: the point is the server, not anyoai. Nothing
+Raw httpcore clients, as in ``test_server.py``: the point is the server, not anyoai. Nothing
 here asserts how long something took, only lower bounds; waits use the server's own
 ``retry-after-ms``. A long ``rate_limit_period`` (1e6 s) makes refill negligible where exact
 counts matter.
@@ -13,8 +13,6 @@ import json
 import math
 import re
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -24,11 +22,20 @@ import anyio
 import httpcore
 import pytest
 
-from anyoai._limits import parse_duration
+from anyoai._ratelimit import parse_duration
 from anyoai.testing import FakeServer, Fault, RateLimitStats, run_in_thread
 from anyoai.testing._ratelimit import Bucket, ceil_ms, format_duration, format_retry_after
 
-from .test_fake_server import CHAT, call, chat_body, error_of, header, raw_request
+from ..helpers import (
+    CHAT,
+    call,
+    chat_body,
+    error_of,
+    fake_server_process,
+    header,
+    raw_request,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -449,10 +456,9 @@ async def test_reservation_is_held_during_latency(pool: httpcore.AsyncConnection
         with anyio.fail_after(10):
             async with anyio.create_task_group() as group:
                 group.start_soon(slow)
-                for _ in range(1000):
-                    if server.rate_limit_stats().accepted:
-                        break
-                    await anyio.sleep(0.005)
+                await wait_for(
+                    lambda: server.rate_limit_stats().accepted, "the first request", timeout=5
+                )
                 # 43 reserved while the first answer is on its way: 63 does not fit
                 refused = await call(pool, server, CHAT, chat_body("a b c", max_tokens=30, n=2))
                 assert refused.status == 429
@@ -468,15 +474,11 @@ async def test_latency_is_cancelled_when_the_client_leaves() -> None:
             async with await anyio.connect_tcp(server.host, server.port) as stream:
                 body = json.dumps(chat_body("a b", max_tokens=10)).encode()
                 await stream.send(raw_request("POST", "/v1/chat/completions", body))
-                for _ in range(500):
-                    if server.rate_limit_stats().accepted:
-                        break
-                    await anyio.sleep(0.01)
+                await wait_for(lambda: server.rate_limit_stats().accepted, "the request", timeout=5)
                 assert server.open_connections == 1
-            for _ in range(500):
-                if server.open_connections == 0:
-                    break
-                await anyio.sleep(0.01)
+            await wait_for(
+                lambda: server.open_connections == 0, "the connection to close", timeout=5
+            )
         assert server.open_connections == 0
         # the reservation came back: only the 2 + 8 tokens of the answer stay used
         bucket = server._limiter.tokens
@@ -503,26 +505,8 @@ def test_run_in_thread_with_limits() -> None:
 
 
 def test_command_line_flags() -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "anyoai.testing",
-            "--rpm",
-            "1",
-            "--tpm",
-            "500",
-            "--rate-limit-period",
-            "3600",
-            "--latency",
-            "0.01",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
+    flags = ["--rpm", "1", "--tpm", "500", "--rate-limit-period", "3600", "--latency", "0.01"]
+    with fake_server_process(*flags) as (process, url):
         with urllib.request.urlopen(url + "/models", timeout=10) as response:
             assert response.headers["x-ratelimit-limit-requests"] == "1"
             assert response.headers["x-ratelimit-limit-tokens"] == "500"
@@ -535,9 +519,3 @@ def test_command_line_flags() -> None:
         caught.value.close()
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()

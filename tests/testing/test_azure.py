@@ -1,6 +1,6 @@
 """Tests of the fake server's Azure OpenAI mode and of its outages, under asyncio and trio.
 
-Raw httpcore clients, as in ``test_fake_server.py``: the point is the server, not anyoai.
+Raw httpcore clients, as in ``test_server.py``: the point is the server, not anyoai.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -21,15 +20,18 @@ import pytest
 
 from anyoai.testing import FakeServer, Fault, run_in_thread
 
-from .test_fake_server import (
+from ..helpers import (
     RawConnection,
     call,
     chunks,
     collect_stream,
     events,
+    fake_server_command,
+    fake_server_process,
     header,
     payload,
     raw_request,
+    wait_for,
 )
 
 pytestmark = pytest.mark.anyio
@@ -556,14 +558,6 @@ async def refused(server: FakeServer) -> bool:
     return await anyio.to_thread.run_sync(connect)
 
 
-async def wait_for(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await anyio.sleep(0.01)
-    raise AssertionError("the condition never came true")
-
-
 @pytest.mark.parametrize("azure_mode", [False, True])
 async def test_down_and_up(pool: httpcore.AsyncConnectionPool, azure_mode: bool) -> None:
     async with FakeServer(azure=azure_mode) as server:
@@ -636,7 +630,10 @@ async def test_going_down_drops_connections_in_flight(server: FakeServer) -> Non
         async with anyio.create_task_group() as group:
             group.start_soon(attempt, "waiting", CHAT, messages(), slow)
             group.start_soon(streamed)
-            await wait_for(lambda: len(server.requests) == 3 and server.open_connections == 3)
+            await wait_for(
+                lambda: len(server.requests) == 3 and server.open_connections == 3,
+                "three requests on three connections",
+            )
             await anyio.sleep(0.1)  # the stream is under way
             await server.go_down()
             assert server.open_connections == 0
@@ -670,27 +667,9 @@ def test_blocking_down_and_up() -> None:
 
 
 def test_command_line() -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "anyoai.testing",
-            "--azure",
-            "--api-key",
-            KEY,
-            "--api-version",
-            VERSION,
-            "--deployment",
-            "d1=gpt-4o",
-            "--deployment",
-            "d2=text-embedding-3-large",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        endpoint = process.stdout.readline().strip()
+    flags = ["--azure", "--api-key", KEY, "--api-version", VERSION]
+    flags += ["--deployment", "d1=gpt-4o", "--deployment", "d2=text-embedding-3-large"]
+    with fake_server_process(*flags) as (process, endpoint):
         assert endpoint.startswith("http://127.0.0.1:")
         assert not endpoint.endswith("/v1")
         request = urllib.request.Request(
@@ -702,14 +681,8 @@ def test_command_line() -> None:
             assert json.load(response)["model"] == "text-embedding-3-large"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
     wrong = subprocess.run(
-        [sys.executable, "-m", "anyoai.testing", "--deployment", "d=m"],
+        fake_server_command("--deployment", "d=m"),
         capture_output=True,
         text=True,
         check=False,

@@ -7,11 +7,12 @@ retrieval.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import urllib.request
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,15 @@ import pytest
 from anyoai.testing import FakeServer, run_in_thread
 from anyoai.testing._files import format_size
 
-from .helpers import API_KEY
+from .. import helpers
+from ..helpers import API_KEY, error_of, header, payload
 
 pytestmark = pytest.mark.anyio
 
 EPOCH = 1_700_000_000
 AUTH = {"authorization": f"Bearer {API_KEY}"}
+#: every request here carries the key that the ``server`` fixture demands
+call = functools.partial(helpers.call, api_key=API_KEY)
 BOUNDARY = "----anyoai-test-boundary-7MA4YWxk"
 MIB = 1024 * 1024
 
@@ -57,46 +61,6 @@ def form(*parts: Part, boundary: str = BOUNDARY) -> bytes:
 FORM_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
-async def call(
-    client: httpcore.AsyncConnectionPool,
-    server: FakeServer,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    raw: bytes | None = None,
-    content_type: str = "application/json",
-    headers: Mapping[str, str] | None = None,
-) -> httpcore.Response:
-    content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    all_headers = {**AUTH, **(headers or {})}
-    if content:
-        all_headers["content-type"] = content_type
-    return await client.request(
-        method, server.url + path, headers=list(all_headers.items()), content=content
-    )
-
-
-def payload(response: httpcore.Response) -> Any:
-    return json.loads(response.content)
-
-
-def header(response: httpcore.Response, name: str) -> str | None:
-    for key, value in response.headers:
-        if key.decode().lower() == name:
-            return value.decode()
-    return None
-
-
-def error_of(response: httpcore.Response, status: int = 400) -> dict[str, Any]:
-    assert response.status == status, response.content
-    body = payload(response)
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    error: dict[str, Any] = body["error"]
-    return error
-
-
 async def upload(
     client: httpcore.AsyncConnectionPool,
     server: FakeServer,
@@ -107,7 +71,7 @@ async def upload(
     extra: Sequence[Part] = (),
 ) -> dict[str, Any]:
     body = form(("purpose", None, purpose.encode()), ("file", filename, data), *extra)
-    response = await call(client, server, "POST", "/files", raw=body, content_type=FORM_TYPE)
+    response = await call(client, server, "/files", raw=body, content_type=FORM_TYPE)
     assert response.status == 200, response.content
     result: dict[str, Any] = payload(response)
     return result
@@ -142,7 +106,7 @@ async def create_batch(
         "completion_window": "24h",
         **extra,
     }
-    response = await call(client, server, "POST", "/batches", body)
+    response = await call(client, server, "/batches", body)
     assert response.status == 200, response.content
     result: dict[str, Any] = payload(response)
     return result
@@ -151,7 +115,7 @@ async def create_batch(
 async def step(
     client: httpcore.AsyncConnectionPool, server: FakeServer, batch_id: str
 ) -> dict[str, Any]:
-    response = await call(client, server, "GET", f"/batches/{batch_id}")
+    response = await call(client, server, f"/batches/{batch_id}", method="GET")
     assert response.status == 200, response.content
     result: dict[str, Any] = payload(response)
     return result
@@ -160,7 +124,7 @@ async def step(
 async def content_lines(
     client: httpcore.AsyncConnectionPool, server: FakeServer, file_id: str
 ) -> list[dict[str, Any]]:
-    response = await call(client, server, "GET", f"/files/{file_id}/content")
+    response = await call(client, server, f"/files/{file_id}/content", method="GET")
     assert response.status == 200
     assert response.content.endswith(b"\n")
     return [json.loads(line) for line in response.content.splitlines()]
@@ -206,17 +170,17 @@ async def test_upload_retrieve_content_delete(
     assert server.requests[0].json is None  # a multipart body is not parsed as JSON
     assert server.requests[0].body.startswith(f"--{BOUNDARY}".encode())
 
-    retrieved = await call(client, server, "GET", "/files/file-fake-000001")
+    retrieved = await call(client, server, "/files/file-fake-000001", method="GET")
     assert payload(retrieved) == created
 
-    content = await call(client, server, "GET", "/files/file-fake-000001/content")
+    content = await call(client, server, "/files/file-fake-000001/content", method="GET")
     assert content.status == 200
     assert content.content == data
     assert header(content, "content-type") == "application/octet-stream"
     assert header(content, "content-length") == str(len(data))
     assert header(content, "content-disposition") == 'attachment; filename="sentiment.jsonl"'
 
-    deleted = await call(client, server, "DELETE", "/files/file-fake-000001")
+    deleted = await call(client, server, "/files/file-fake-000001", method="DELETE")
     assert payload(deleted) == {"id": "file-fake-000001", "object": "file", "deleted": True}
     assert "file-fake-000001" not in server.files
     for method, path in (
@@ -224,7 +188,7 @@ async def test_upload_retrieve_content_delete(
         ("GET", "/files/file-fake-000001/content"),
         ("DELETE", "/files/file-fake-000001"),
     ):
-        error = error_of(await call(client, server, method, path), 404)
+        error = error_of(await call(client, server, path, method=method), 404)
         assert error == {
             "message": "No such File object: file-fake-000001",
             "type": "invalid_request_error",
@@ -261,21 +225,21 @@ async def test_file_purposes_expiry_and_filenames(
         f"filename=\"plain.txt\"; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.txt\r\n"
         f"\r\nbody\r\n--{BOUNDARY}--\r\n"
     ).encode()
-    response = await call(client, server, "POST", "/files", raw=raw, content_type=FORM_TYPE)
+    response = await call(client, server, "/files", raw=raw, content_type=FORM_TYPE)
     assert payload(response)["filename"] == "naïve résumé.txt"
-    content = await call(client, server, "GET", f"/files/{payload(response)['id']}/content")
+    content = await call(client, server, f"/files/{payload(response)['id']}/content", method="GET")
     assert header(content, "content-disposition") == (
         "attachment; filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.txt"
     )
     raw = form(("purpose", None, b"user_data"), ("file", 'say \\"hi\\".txt', b"hi"))
-    response = await call(client, server, "POST", "/files", raw=raw, content_type=FORM_TYPE)
+    response = await call(client, server, "/files", raw=raw, content_type=FORM_TYPE)
     assert payload(response)["filename"] == 'say "hi".txt'
 
 
 async def test_list_files_pagination(
     server: FakeServer, client: httpcore.AsyncConnectionPool
 ) -> None:
-    empty = payload(await call(client, server, "GET", "/files"))
+    empty = payload(await call(client, server, "/files", method="GET"))
     assert empty == {
         "object": "list",
         "data": [],
@@ -288,20 +252,22 @@ async def test_list_files_pagination(
         purpose = "assistants" if index in (2, 5) else "user_data"
         ids.append((await upload(client, server, b"x", filename="f.txt", purpose=purpose))["id"])
     # all in one page, newest first by default (same created_at second or not: by sequence)
-    listing = payload(await call(client, server, "GET", "/files"))
+    listing = payload(await call(client, server, "/files", method="GET"))
     assert [file["id"] for file in listing["data"]] == ids[::-1]
     assert (listing["first_id"], listing["last_id"], listing["has_more"]) == (
         ids[-1],
         ids[0],
         False,
     )
-    assert listing["data"][0] == payload(await call(client, server, "GET", f"/files/{ids[-1]}"))
+    assert listing["data"][0] == payload(
+        await call(client, server, f"/files/{ids[-1]}", method="GET")
+    )
 
     async def pages(query: str) -> list[list[str]]:
         found: list[list[str]] = []
         after = ""
         while True:
-            page = payload(await call(client, server, "GET", f"/files?{query}{after}"))
+            page = payload(await call(client, server, f"/files?{query}{after}", method="GET"))
             names = [file["id"] for file in page["data"]]
             found.append(names)
             assert (page["first_id"], page["last_id"]) == (names[0], names[-1])
@@ -319,8 +285,10 @@ async def test_list_files_pagination(
     ]
     assert await pages("purpose=assistants") == [[ids[5], ids[2]]]
     # a cursor that has been deleted in the meantime still tells its place
-    await call(client, server, "DELETE", f"/files/{ids[3]}")
-    after_deleted = payload(await call(client, server, "GET", f"/files?after={ids[3]}&limit=2"))
+    await call(client, server, f"/files/{ids[3]}", method="DELETE")
+    after_deleted = payload(
+        await call(client, server, f"/files?after={ids[3]}&limit=2", method="GET")
+    )
     assert [file["id"] for file in after_deleted["data"]] == [ids[2], ids[1]]
     assert after_deleted["has_more"] is True
 
@@ -331,9 +299,11 @@ async def test_list_files_pagination(
         ("order=up", "order", "invalid_value"),
         ("after=nonsense", "after", "invalid_value"),
     ):
-        error = error_of(await call(client, server, "GET", f"/files?{query}"))
+        error = error_of(await call(client, server, f"/files?{query}", method="GET"), 400)
         assert (error["param"], error["code"]) == (param, code), query
-    assert payload(await call(client, server, "GET", "/files?limit=10000"))["has_more"] is False
+    assert (
+        payload(await call(client, server, "/files?limit=10000", method="GET"))["has_more"] is False
+    )
 
 
 MULTIPART_ERRORS = [
@@ -455,8 +425,8 @@ async def test_create_file_errors(
     content_type: str,
     message: str,
 ) -> None:
-    response = await call(client, server, "POST", "/files", raw=raw, content_type=content_type)
-    error = error_of(response)
+    response = await call(client, server, "/files", raw=raw, content_type=content_type)
+    error = error_of(response, 400)
     assert error["message"].startswith(message), error["message"]
     assert error["type"] == "invalid_request_error"
     assert server.files == {}
@@ -466,7 +436,7 @@ async def test_required_property_errors_have_no_param_or_code(
     server: FakeServer, client: httpcore.AsyncConnectionPool
 ) -> None:
     raw = form(("purpose", None, b"batch"))
-    error = error_of(await call(client, server, "POST", "/files", raw=raw, content_type=FORM_TYPE))
+    error = error_of(await call(client, server, "/files", raw=raw, content_type=FORM_TYPE), 400)
     assert error == {
         "message": "'file' is a required property",
         "type": "invalid_request_error",
@@ -481,8 +451,8 @@ async def test_file_size_limit(client: httpcore.AsyncConnectionPool) -> None:
             "bytes"
         ] == 1000
         raw = form(("purpose", None, b"user_data"), ("file", "b.bin", b"x" * 1001))
-        response = await call(client, server, "POST", "/files", raw=raw, content_type=FORM_TYPE)
-        error = error_of(response)
+        response = await call(client, server, "/files", raw=raw, content_type=FORM_TYPE)
+        error = error_of(response, 400)
         assert error["message"] == (
             "File is too large: 1001 bytes. The maximum size of a file is 1000 bytes."
         )
@@ -501,12 +471,12 @@ async def test_a_64_mib_file_goes_up_and_comes_back(
     data = bytes(range(256)) * (64 * MIB // 256)
     created = await upload(client, server, data, filename="big.bin", purpose="user_data")
     assert created["bytes"] == 64 * MIB
-    content = await call(client, server, "GET", f"/files/{created['id']}/content")
+    content = await call(client, server, f"/files/{created['id']}/content", method="GET")
     assert content.status == 200
     assert header(content, "content-length") == str(64 * MIB)
     assert hashlib.sha256(content.content).digest() == hashlib.sha256(data).digest()
     # the connection still works afterwards
-    listed = payload(await call(client, server, "GET", "/files"))
+    listed = payload(await call(client, server, "/files", method="GET"))
     assert listed["data"][0]["bytes"] == 64 * MIB
 
 
@@ -551,7 +521,7 @@ async def test_recorded_shapes_hold(
 
 async def test_upload_in_parts(server: FakeServer, client: httpcore.AsyncConnectionPool) -> None:
     spec = {"bytes": 11, "filename": "hello.txt", "mime_type": "text/plain", "purpose": "vision"}
-    created = payload(await call(client, server, "POST", "/uploads", spec))
+    created = payload(await call(client, server, "/uploads", spec))
     assert created == {
         "id": "upload_fake_000001",
         "object": "upload",
@@ -569,7 +539,6 @@ async def test_upload_in_parts(server: FakeServer, client: httpcore.AsyncConnect
         response = await call(
             client,
             server,
-            "POST",
             "/uploads/upload_fake_000001/parts",
             raw=raw,
             content_type=FORM_TYPE,
@@ -594,7 +563,6 @@ async def test_upload_in_parts(server: FakeServer, client: httpcore.AsyncConnect
     response = await call(
         client,
         server,
-        "POST",
         "/uploads/upload_fake_000001/parts",
         raw=raw,
         content_type=FORM_TYPE,
@@ -604,9 +572,7 @@ async def test_upload_in_parts(server: FakeServer, client: httpcore.AsyncConnect
         "part_ids": ["part_fake_000003", "part_fake_000002"],
         "md5": hashlib.md5(b"hello world").hexdigest(),
     }
-    done = payload(
-        await call(client, server, "POST", "/uploads/upload_fake_000001/complete", completion)
-    )
+    done = payload(await call(client, server, "/uploads/upload_fake_000001/complete", completion))
     assert done == {
         **created,
         "status": "completed",
@@ -622,7 +588,7 @@ async def test_upload_in_parts(server: FakeServer, client: httpcore.AsyncConnect
             "status_details": None,
         },
     }
-    content = await call(client, server, "GET", "/files/file-fake-000005/content")
+    content = await call(client, server, "/files/file-fake-000005/content", method="GET")
     assert content.content == b"hello world"
     stored = server.uploads["upload_fake_000001"]
     assert stored.status == "completed"
@@ -635,9 +601,9 @@ async def test_upload_in_parts(server: FakeServer, client: httpcore.AsyncConnect
     # a completed upload takes nothing more
     for path in ("complete", "cancel"):
         response = await call(
-            client, server, "POST", f"/uploads/upload_fake_000001/{path}", {"part_ids": []}
+            client, server, f"/uploads/upload_fake_000001/{path}", {"part_ids": []}
         )
-        assert "its status is 'completed'" in error_of(response)["message"]
+        assert "its status is 'completed'" in error_of(response, 400)["message"]
 
 
 async def test_upload_errors_and_cancel(
@@ -652,26 +618,25 @@ async def test_upload_errors_and_cancel(
         ({"filename": "t.txt"}, "file", None),
         ({"expires_after": {"anchor": "created_at", "seconds": 10}}, None, None),
     ):
-        body = {key: value for key, value in {**spec, **change}.items() if value is not None}
-        error = error_of(await call(client, server, "POST", "/uploads", body))
+        body: Any = {key: value for key, value in {**spec, **change}.items() if value is not None}
+        error = error_of(await call(client, server, "/uploads", body), 400)
         if param is not None:
             assert (error["param"], error["code"]) == (param, code), change
     assert server.uploads == {}
 
-    upload_id = payload(await call(client, server, "POST", "/uploads", spec))["id"]
+    upload_id = payload(await call(client, server, "/uploads", spec))["id"]
     parts_path = f"/uploads/{upload_id}/parts"
     part = payload(
         await call(
             client,
             server,
-            "POST",
             parts_path,
             raw=form(("data", "d", b"12345")),
             content_type=FORM_TYPE,
         )
     )
     complete = f"/uploads/{upload_id}/complete"
-    error = error_of(await call(client, server, "POST", complete, {"part_ids": [part["id"]]}))
+    error = error_of(await call(client, server, complete, {"part_ids": [part["id"]]}), 400)
     assert error["message"] == (
         "The parts add up to 5 bytes, but the upload was created with bytes=10."
     )
@@ -681,12 +646,11 @@ async def test_upload_errors_and_cancel(
         ({"part_ids": ["part_fake_999999"]}, "'part_fake_999999' is not a part of"),
         ({"part_ids": [part["id"], part["id"]]}, "is given more than once"),
     ):
-        assert fragment in error_of(await call(client, server, "POST", complete, body))["message"]
+        assert fragment in error_of(await call(client, server, complete, body), 400)["message"]
     second = payload(
         await call(
             client,
             server,
-            "POST",
             parts_path,
             raw=form(("data", "d", b"67890")),
             content_type=FORM_TYPE,
@@ -696,52 +660,49 @@ async def test_upload_errors_and_cancel(
         await call(
             client,
             server,
-            "POST",
             complete,
             {"part_ids": [part["id"], second["id"]], "md5": "0" * 32},
-        )
+        ),
+        400,
     )
     assert (error["param"], error["message"].startswith("The md5 checksum")) == ("md5", True)
     assert server.uploads[upload_id].status == "pending"
     no_data = await call(
-        client, server, "POST", parts_path, raw=form(("other", None, b"x")), content_type=FORM_TYPE
+        client, server, parts_path, raw=form(("other", None, b"x")), content_type=FORM_TYPE
     )
-    assert error_of(no_data)["message"] == (
+    assert error_of(no_data, 400)["message"] == (
         "Additional properties are not allowed ('other' was unexpected)"
     )
 
-    cancelled = payload(await call(client, server, "POST", f"/uploads/{upload_id}/cancel"))
+    cancelled = payload(await call(client, server, f"/uploads/{upload_id}/cancel"))
     assert (cancelled["status"], cancelled["file"]) == ("cancelled", None)
     refused = await call(
-        client, server, "POST", parts_path, raw=form(("data", "d", b"x")), content_type=FORM_TYPE
+        client, server, parts_path, raw=form(("data", "d", b"x")), content_type=FORM_TYPE
     )
-    assert error_of(refused)["message"] == (
+    assert error_of(refused, 400)["message"] == (
         f"Cannot add a part to upload {upload_id}: its status is 'cancelled', not 'pending'."
     )
     for path, body in (("complete", {"part_ids": [part["id"], second["id"]]}), ("cancel", None)):
-        response = await call(client, server, "POST", f"/uploads/{upload_id}/{path}", body)
-        assert "its status is 'cancelled'" in error_of(response)["message"]
+        response = await call(client, server, f"/uploads/{upload_id}/{path}", body)
+        assert "its status is 'cancelled'" in error_of(response, 400)["message"]
     assert server.files == {}
 
     for path in ("parts", "complete", "cancel"):
-        error = error_of(
-            await call(client, server, "POST", f"/uploads/upload_fake_999999/{path}", {}), 404
-        )
+        error = error_of(await call(client, server, f"/uploads/upload_fake_999999/{path}", {}), 404)
         assert error["message"] == "No such Upload object: upload_fake_999999"
 
     # expiry is a test's decision: time does not pass in the fake server
-    other = payload(await call(client, server, "POST", "/uploads", spec))["id"]
+    other = payload(await call(client, server, "/uploads", spec))["id"]
     assert server.app.state.expire_upload(other).status == "expired"
-    assert payload(await call(client, server, "POST", "/uploads", spec))["status"] == "pending"
+    assert payload(await call(client, server, "/uploads", spec))["status"] == "pending"
     refused = await call(
         client,
         server,
-        "POST",
         f"/uploads/{other}/parts",
         raw=form(("data", "d", b"x")),
         content_type=FORM_TYPE,
     )
-    assert "its status is 'expired'" in error_of(refused)["message"]
+    assert "its status is 'expired'" in error_of(refused, 400)["message"]
     with pytest.raises(ValueError, match="not pending"):
         server.app.state.expire_upload(other)
 
@@ -755,12 +716,12 @@ async def test_upload_part_over_64_mib_is_refused(
         "mime_type": "text/jsonl",
         "purpose": "fine-tune",
     }
-    upload_id = payload(await call(client, server, "POST", "/uploads", spec))["id"]
+    upload_id = payload(await call(client, server, "/uploads", spec))["id"]
     raw = form(("data", "blob", b"\0" * (64 * MIB + 1)))
     response = await call(
-        client, server, "POST", f"/uploads/{upload_id}/parts", raw=raw, content_type=FORM_TYPE
+        client, server, f"/uploads/{upload_id}/parts", raw=raw, content_type=FORM_TYPE
     )
-    error = error_of(response)
+    error = error_of(response, 400)
     assert error["message"] == (
         f"The part is too large: {64 * MIB + 1} bytes. A part can be at most 64 MB."
     )
@@ -810,7 +771,7 @@ async def test_batch_lifecycle_runs_the_chat_endpoint(
         "metadata": {"team": "qa"},
     }
     assert server.batches["batch_fake_000002"].status == "validating"
-    listed = payload(await call(client, server, "GET", "/batches"))  # seq 3: no step
+    listed = payload(await call(client, server, "/batches", method="GET"))  # seq 3: no step
     assert listed["data"] == [created]
 
     in_progress = await step(client, server, "batch_fake_000002")  # seq 4
@@ -846,7 +807,7 @@ async def test_batch_lifecycle_runs_the_chat_endpoint(
         assert line["response"]["status_code"] == 200
         assert line["response"]["request_id"] == f"req_{seq:012x}"
         # exactly what the chat endpoint answers the same body, ids and created aside
-        direct = await call(client, server, "POST", "/chat/completions", sent["body"])
+        direct = await call(client, server, "/chat/completions", sent["body"])
         expected = payload(direct)
         assert expected["id"] != line["response"]["body"]["id"]
         expected["id"] = f"chatcmpl-fake-{seq:06d}"
@@ -859,7 +820,7 @@ async def test_batch_lifecycle_runs_the_chat_endpoint(
     assert completed["usage"]["total_tokens"] == sum(usage.values())
 
     (failure,) = await content_lines(client, server, "file-fake-000011")
-    direct = await call(client, server, "POST", "/chat/completions", broken["body"])
+    direct = await call(client, server, "/chat/completions", broken["body"])
     assert failure == {
         "id": "batch_req_fake_000008",
         "custom_id": "c",
@@ -876,13 +837,13 @@ async def test_batch_lifecycle_runs_the_chat_endpoint(
         "batch_fake_000002_output.jsonl",
     )
     assert server.files["file-fake-000011"].filename == "batch_fake_000002_error.jsonl"
-    listed = payload(await call(client, server, "GET", "/files?purpose=batch_output"))
+    listed = payload(await call(client, server, "/files?purpose=batch_output", method="GET"))
     assert [entry["id"] for entry in listed["data"]] == ["file-fake-000011", "file-fake-000010"]
     # the batch's requests are not HTTP requests: not recorded (only the 3 direct calls are),
     # but they and the two files took sequence numbers: 3 + 2 beyond the recorded requests
     chats = [request for request in server.requests if request.path == "/v1/chat/completions"]
     assert len(chats) == 3
-    after = payload(await call(client, server, "POST", "/chat/completions", lines[0]["body"]))
+    after = payload(await call(client, server, "/chat/completions", lines[0]["body"]))
     assert after["id"] == f"chatcmpl-fake-{len(server.requests) + 5:06d}"
 
 
@@ -900,7 +861,7 @@ async def test_embeddings_batch_output_is_the_endpoints_answer(
     assert batch["usage"]["input_tokens"] == 5
     outputs = await content_lines(client, server, batch["output_file_id"])
     for line, sent in zip(outputs, lines, strict=True):
-        direct = await call(client, server, "POST", "/embeddings", sent["body"])
+        direct = await call(client, server, "/embeddings", sent["body"])
         assert line["response"]["body"] == payload(direct)  # no ids: exactly the same
 
 
@@ -956,7 +917,7 @@ async def test_invalid_lines_fail_the_batch(
     # a file deleted before validation
     gone = await upload(client, server, jsonl(chat_line("a", "b")))
     batch = await create_batch(client, server, gone["id"])
-    await call(client, server, "DELETE", f"/files/{gone['id']}")
+    await call(client, server, f"/files/{gone['id']}", method="DELETE")
     failed = await step(client, server, batch["id"])
     assert failed["errors"]["data"][0]["code"] == "file_not_found"
 
@@ -995,7 +956,7 @@ async def test_create_batch_errors(
     ]
     for change, status, param, fragment in cases:
         body = {key: value for key, value in {**base, **change}.items() if value is not None}
-        error = error_of(await call(client, server, "POST", "/batches", body), status)
+        error = error_of(await call(client, server, "/batches", body), status)
         assert error["param"] == param, change
         assert fragment in error["message"], (change, error["message"])
     assert server.batches == {}
@@ -1003,7 +964,7 @@ async def test_create_batch_errors(
         ("GET", "/batches/batch_fake_999999"),
         ("POST", "/batches/batch_fake_999999/cancel"),
     ):
-        error = error_of(await call(client, server, method, path), 404)
+        error = error_of(await call(client, server, path, method=method), 404)
         assert error["message"] == "No such Batch object: batch_fake_999999"
 
 
@@ -1011,7 +972,7 @@ async def test_cancel_a_batch(server: FakeServer, client: httpcore.AsyncConnecti
     file = await upload(client, server, jsonl(chat_line("a", "one"), chat_line("b", "two")))
 
     async def cancel(batch_id: str) -> httpcore.Response:
-        return await call(client, server, "POST", f"/batches/{batch_id}/cancel")
+        return await call(client, server, f"/batches/{batch_id}/cancel")
 
     # while validating: nothing ran, nothing to show
     early = await create_batch(client, server, file["id"])
@@ -1025,7 +986,7 @@ async def test_cancel_a_batch(server: FakeServer, client: httpcore.AsyncConnecti
     assert (cancelled["output_file_id"], cancelled["error_file_id"]) == (None, None)
     assert cancelled["request_counts"] == {"total": 0, "completed": 0, "failed": 0}
     assert (
-        error_of(await cancel(early["id"]))["message"]
+        error_of(await cancel(early["id"]), 400)["message"]
         == "Cannot cancel a batch with status 'cancelled'."
     )
 
@@ -1058,7 +1019,7 @@ async def test_cancel_a_batch(server: FakeServer, client: httpcore.AsyncConnecti
     done = await create_batch(client, server, file["id"])
     for _ in range(3):
         await step(client, server, done["id"])
-    assert error_of(await cancel(done["id"]))["message"] == (
+    assert error_of(await cancel(done["id"]), 400)["message"] == (
         "Cannot cancel a batch with status 'completed'."
     )
 
@@ -1100,7 +1061,7 @@ async def test_list_batches(server: FakeServer, client: httpcore.AsyncConnection
     pages: list[list[str]] = []
     after = ""
     while True:
-        page = payload(await call(client, server, "GET", f"/batches?limit=2{after}"))
+        page = payload(await call(client, server, f"/batches?limit=2{after}", method="GET"))
         pages.append([batch["id"] for batch in page["data"]])
         assert (page["first_id"], page["last_id"]) == (pages[-1][0], pages[-1][-1])
         if not page["has_more"]:
@@ -1108,10 +1069,10 @@ async def test_list_batches(server: FakeServer, client: httpcore.AsyncConnection
         after = f"&after={page['last_id']}"
     assert pages == [[ids[4], ids[3]], [ids[2], ids[1]], [ids[0]]]
     # listing does not move batches on
-    everything = payload(await call(client, server, "GET", "/batches"))
+    everything = payload(await call(client, server, "/batches", method="GET"))
     assert [batch["status"] for batch in everything["data"]] == ["validating"] * 4 + ["in_progress"]
     assert everything["has_more"] is False
-    error = error_of(await call(client, server, "GET", "/batches?limit=101"))
+    error = error_of(await call(client, server, "/batches?limit=101", method="GET"), 400)
     assert error["code"] == "integer_above_max_value"
 
 
@@ -1124,14 +1085,14 @@ async def test_azure_files_and_batches(client: httpcore.AsyncConnectionPool) -> 
             return await call(
                 client,
                 server,
-                method,
                 f"/openai{path}{separator}api-version={version}",
                 body,
+                method=method,
                 headers={"api-key": API_KEY},
                 **kw,
             )
 
-        line = {
+        line: dict[str, Any] = {
             "custom_id": "a",
             "method": "POST",
             "url": "/chat/completions",
@@ -1143,7 +1104,7 @@ async def test_azure_files_and_batches(client: httpcore.AsyncConnectionPool) -> 
         assert created["id"] == "file-fake-000001"
         assert (await azure("GET", f"/files/{created['id']}/content")).content == jsonl(line)
         no_version = await call(
-            client, server, "GET", "/openai/files", headers={"api-key": API_KEY}
+            client, server, "/openai/files", method="GET", headers={"api-key": API_KEY}
         )
         assert no_version.status == 404
 
@@ -1181,6 +1142,6 @@ async def test_azure_files_and_batches(client: httpcore.AsyncConnectionPool) -> 
         assert failure["response"]["status_code"] == 404
         assert failure["response"]["body"]["error"]["code"] == "DeploymentNotFound"
         error = error_of(
-            await azure("POST", "/batches", {**body, "endpoint": "/v1/chat/completions"})
+            await azure("POST", "/batches", {**body, "endpoint": "/v1/chat/completions"}), 400
         )
         assert error["param"] == "endpoint"

@@ -1,0 +1,1 @@
+"""Tests of the fake OpenAI server, ``anyoai.testing``, itself."""
