@@ -101,6 +101,17 @@ class _Envelope:
         self.prompt_filter_results: list[PromptFilterResult] | None = None
         self.chunks = 0
 
+    def _envelope(self) -> dict[str, Any]:
+        """The accumulated result's fields that the envelope holds (both kinds of result)."""
+        return {
+            "id": self.id,
+            "created": self.created,
+            "model": self.model,
+            "usage": self.usage,
+            "system_fingerprint": self.system_fingerprint,
+            "prompt_filter_results": self.prompt_filter_results,
+        }
+
     def _add_envelope(self, chunk: ChatCompletionChunk | Completion) -> None:
         self.chunks += 1
         if chunk.id:
@@ -215,16 +226,7 @@ class ChatCompletionAccumulator(_Envelope):
                     content_filter_results=state.content_filter_results,
                 )
             )
-        return ChatCompletion(
-            id=self.id,
-            created=self.created,
-            model=self.model,
-            choices=choices,
-            usage=self.usage,
-            system_fingerprint=self.system_fingerprint,
-            service_tier=self.service_tier,
-            prompt_filter_results=self.prompt_filter_results,
-        )
+        return ChatCompletion(choices=choices, service_tier=self.service_tier, **self._envelope())
 
 
 class CompletionAccumulator(_Envelope):
@@ -267,12 +269,4 @@ class CompletionAccumulator(_Envelope):
             )
             for index in sorted(self._texts)
         ]
-        return Completion(
-            id=self.id,
-            created=self.created,
-            model=self.model,
-            choices=choices,
-            usage=self.usage,
-            system_fingerprint=self.system_fingerprint,
-            prompt_filter_results=self.prompt_filter_results,
-        )
+        return Completion(choices=choices, **self._envelope())

@@ -1,8 +1,10 @@
-"""Names that moved into the standard library after Python 3.10."""
+"""Names that moved into the standard library after Python 3.10, and small protocol helpers."""
 
 from __future__ import annotations
 
 import sys
+from types import TracebackType
+from typing import Generic, TypeVar
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup
@@ -12,7 +14,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     from typing_extensions import NotRequired, Required, Self, TypedDict, Unpack
 
 __all__ = [
+    "AsyncByteReader",
+    "AsyncClosingIterator",
     "BaseExceptionGroup",
+    "ClosingContext",
     "NotRequired",
     "Required",
     "Self",
@@ -30,3 +35,59 @@ def single(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class AsyncClosingIterator(Generic[_T_co]):
+    """An async iterator that is its own async context manager: leaving the ``async with``
+    calls :meth:`aclose` (which subclasses define, with ``__anext__``)."""
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> _T_co:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the iterator holds. Safe to call more than once."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncByteReader(AsyncClosingIterator[bytes]):
+    """An :class:`AsyncClosingIterator` of byte chunks that can also be read whole."""
+
+    async def read(self) -> bytes:
+        """The rest of the bytes, in memory (for small bodies)."""
+        return b"".join([chunk async for chunk in self])
+
+
+class ClosingContext:
+    """A (blocking) context manager whose exit calls :meth:`close` (which subclasses define)."""
+
+    def close(self) -> None:
+        """Release what the object holds. Safe to call more than once."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -3,8 +3,8 @@ unknown variants. Below the converter (which keys hooks on its types) and the mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Literal, NewType, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final, Generic, Literal, NewType, Protocol, TypeVar
 
 import attrs
 
@@ -14,6 +14,8 @@ __all__ = [
     "NOT_GIVEN",
     "APIObject",
     "ChoicesMixin",
+    "CursorPage",
+    "DataMixin",
     "EmbeddingVector",
     "Metered",
     "NotGiven",
@@ -208,6 +210,39 @@ class ChoicesMixin:
     def __bool__(self) -> bool:
         # a result is truthy even with no choices (e.g. a usage-only stream chunk)
         return True
+
+
+ItemT = TypeVar("ItemT")
+
+
+class DataMixin(Generic[ItemT]):
+    """The conveniences of a list result: iterate over its ``data``, take its ``len()``.
+
+    A class using it has a ``data`` list; it is truthy even when that list is empty.
+    """
+
+    __slots__ = ()
+
+    data: Sequence[ItemT]
+
+    def __iter__(self) -> Iterator[ItemT]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class CursorPage(APIObject, DataMixin[ItemT]):
+    """One page of a list paged by cursor (``after``); the subclass declares its ``data``."""
+
+    object_: str = "list"
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
-from ._compat import Self
+from ._compat import AsyncByteReader, AsyncClosingIterator
 from ._errors import check_content_filter
 from ._exceptions import APIConnectionError, ResponseValidationError, StreamError
 from ._model import Metered, ResponseMeta
@@ -26,6 +25,7 @@ from ._tokens import count_text, ensure_encoding
 
 if TYPE_CHECKING:
     from ._exchange import Exchange
+    from ._transport import Response
 from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completions import Completion
 from .types.shared import CompletionUsage
@@ -66,7 +66,47 @@ def _generated_texts(result: Any) -> list[str]:
     return texts
 
 
-class AsyncStream(Generic[ChunkT]):
+class _ExchangeMeta:
+    """What a streamed response tells about its exchange (shared by the stream classes)."""
+
+    _meta: ResponseMeta
+    _response: Response
+    _finished: bool
+
+    @property
+    def meta(self) -> ResponseMeta:
+        """The exchange: headers, request id, backend, attempts, time to the response head."""
+        return self._meta
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (lower-case names)."""
+        return self._meta.headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id for this request."""
+        return self._meta.request_id
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream has ended or been closed (its connection released)."""
+        return self._finished
+
+    async def aclose(self) -> None:
+        """Release the connection (subclasses say how)."""
+        raise NotImplementedError
+
+    async def _read_chunk(self) -> bytes:
+        """The next piece of the body (``b""`` at its end); the stream is closed if that fails."""
+        try:
+            return await self._response.read_chunk()
+        except BaseException:
+            await self.aclose()
+            raise
+
+
+class AsyncStream(_ExchangeMeta, AsyncClosingIterator[ChunkT]):
     """An async iterator of typed chunks over one streamed response.
 
     Use it as ``async with await pool.chat.completions.create(..., stream=True) as stream:``;
@@ -98,21 +138,6 @@ class AsyncStream(Generic[ChunkT]):
     # -- metadata --------------------------------------------------------------------------
 
     @property
-    def meta(self) -> ResponseMeta:
-        """The exchange: headers, request id, backend, attempts, time to the response head."""
-        return self._meta
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The response headers (lower-case names)."""
-        return self._meta.headers
-
-    @property
-    def request_id(self) -> str | None:
-        """The server's id for this request."""
-        return self._meta.request_id
-
-    @property
     def backend(self) -> str | None:
         """The name of the backend that answered."""
         return self._meta.backend
@@ -122,15 +147,7 @@ class AsyncStream(Generic[ChunkT]):
         """How many attempts it took to get the response head."""
         return self._meta.attempts
 
-    @property
-    def closed(self) -> bool:
-        """Whether the stream has ended or been closed (its connection released)."""
-        return self._finished
-
     # -- iteration -------------------------------------------------------------------------
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> ChunkT:
         while True:
@@ -153,11 +170,7 @@ class AsyncStream(Generic[ChunkT]):
                 if self._completed:
                     await self._end()
                 raise StopAsyncIteration
-            try:
-                data = await self._response.read_chunk()
-            except BaseException:
-                await self.aclose()
-                raise
+            data = await self._read_chunk()
             if data:
                 self._pending.extend(self._decoder.feed(data))
             else:
@@ -245,17 +258,6 @@ class AsyncStream(Generic[ChunkT]):
     def _used_tokens(self) -> int | None:
         """The tokens the stream really used, when known (subclasses know more)."""
         return None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = "closed" if self._finished else "open"
@@ -352,7 +354,7 @@ class CompletionStream(AccumulatingStream[Completion, Completion]):
         self.accumulator = CompletionAccumulator()
 
 
-class ByteStream:
+class ByteStream(_ExchangeMeta, AsyncByteReader):
     """The raw bytes of a response, streamed (a file's content): ``async for chunk in it``.
 
     Use ``async with`` (or :meth:`aclose`) so the connection is released if you stop early; read
@@ -369,44 +371,13 @@ class ByteStream:
         self.size: int | None = int(length) if length and length.isdigit() else None
         self._finished = False
 
-    @property
-    def meta(self) -> ResponseMeta:
-        """The exchange: headers, request id, backend, attempts."""
-        return self._meta
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The response headers (lower-case names)."""
-        return self._meta.headers
-
-    @property
-    def request_id(self) -> str | None:
-        """The server's id for this request."""
-        return self._meta.request_id
-
-    @property
-    def closed(self) -> bool:
-        """Whether the body has been read to its end or the stream closed."""
-        return self._finished
-
-    def __aiter__(self) -> Self:
-        return self
-
     async def __anext__(self) -> bytes:
         while not self._finished:
-            try:
-                data = await self._response.read_chunk()
-            except BaseException:
-                await self.aclose()
-                raise
+            data = await self._read_chunk()
             if data:
                 return data
             await self.aclose()  # the whole body arrived: the connection can be reused
         raise StopAsyncIteration
-
-    async def read(self) -> bytes:
-        """The rest of the body, in memory (for small files)."""
-        return b"".join([chunk async for chunk in self])
 
     async def aclose(self) -> None:
         """Release the connection (closed unless the body was read to its end). Idempotent."""
@@ -415,17 +386,6 @@ class ByteStream:
             await self._response.aclose()
         finally:
             self._exchange.finish()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = "closed" if self._finished else "open"

@@ -14,13 +14,12 @@ import contextlib
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.from_thread
 
-from ._compat import Self
+from ._compat import ClosingContext, Self
 from ._exceptions import AsyncContextError
 from ._pool import Pool, open_pool
 from ._streaming import AsyncStream
@@ -58,7 +57,7 @@ def _refuse_inside_loop(what: str, instead: str) -> None:
         )
 
 
-class SyncStream(Generic[ChunkT]):
+class SyncStream(ClosingContext, Generic[ChunkT]):
     """A stream as a plain iterator and context manager, for blocking code."""
 
     def __init__(self, stream: AsyncStream[ChunkT], portal: anyio.from_thread.BlockingPortal):
@@ -77,17 +76,6 @@ class SyncStream(Generic[ChunkT]):
     def close(self) -> None:
         """Stop the stream and release its connection."""
         self._portal.call(self._stream.aclose)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __getattr__(self, name: str) -> Any:
         # accumulator, headers, request_id, get_final_completion(), ...

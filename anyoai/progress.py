@@ -14,15 +14,15 @@
 from __future__ import annotations
 
 import importlib
-from types import TracebackType
 from typing import Any
 
+from ._compat import ClosingContext
 from ._concurrency import Progress
 
 __all__ = ["ProgressBar", "progress_bar"]
 
 
-class ProgressBar:
+class ProgressBar(ClosingContext):
     """A tqdm bar fed by :class:`~anyoai.Progress` snapshots: pass it as ``progress=``.
 
     The bar counts finished items (done, failed and resumed) and shows the failures and the calls
@@ -43,17 +43,6 @@ class ProgressBar:
     def close(self) -> None:
         """Close the bar (idempotent)."""
         self._bar.close()
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def progress_bar(

@@ -37,7 +37,7 @@ from ..types.embeddings import CreateEmbeddingResponse
 from ..types.moderations import ModerationCreateResponse
 from ..types.params import RequestOptions
 from ._base import Resource, options_from, quote_id
-from .files import Files
+from .files import Files, cursor_pager
 
 __all__ = ["BatchFailedError", "BatchRun", "Batches"]
 
@@ -256,15 +256,7 @@ class Batches(Resource):
         query: dict[str, Any] = {}
         if not isinstance(limit, NotGiven):
             query["limit"] = limit
-
-        async def fetch(after: str | None) -> BatchList:
-            page_query = {**query, **({"after": after} if after else {})}
-            page_opts = attrs.evolve(
-                opts, extra_query={**page_query, **(opts.extra_query or {})} or None
-            )
-            return await self._call(self._request("GET", "/batches", page_opts), BatchList)
-
-        return AsyncPager(fetch, lambda batch: batch.id)
+        return cursor_pager(self, "/batches", BatchList, opts, query)
 
     async def wait(
         self,

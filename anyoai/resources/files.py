@@ -13,14 +13,14 @@ import logging
 import mimetypes
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 import attrs
 
 from .._compat import Unpack, single
 from .._exceptions import InvalidParameterError, ResponseValidationError
-from .._model import NOT_GIVEN, NotGiven
+from .._model import NOT_GIVEN, CursorPage, NotGiven
 from .._multipart import form_body
 from .._pager import AsyncPager
 from .._request import APIRequest, BodySource, CallOptions
@@ -43,6 +43,29 @@ PART_SIZE: Final = 64 * 1024 * 1024
 _EXTRA_TYPES: Final = {".jsonl": "application/jsonl", ".jsonlines": "application/jsonl"}
 
 FileInput = str | os.PathLike[str] | StorageURL | bytes | tuple[str, bytes] | AsyncIterable[bytes]
+
+
+PageT = TypeVar("PageT", bound=CursorPage[Any])
+
+
+def cursor_pager(
+    resource: Resource,
+    path: str,
+    page_type: type[PageT],
+    opts: CallOptions,
+    query: Mapping[str, Any],
+) -> AsyncPager[PageT, Any]:
+    """The pager of a list endpoint paged by ``after=<last id>`` (``files.list``,
+    ``batches.list``): each page a ``GET`` of *path* with *query* and the caller's options."""
+
+    async def fetch(after: str | None) -> PageT:
+        page_query = {**query, **({"after": after} if after else {})}
+        page_opts = attrs.evolve(
+            opts, extra_query={**page_query, **(opts.extra_query or {})} or None
+        )
+        return await resource._call(resource._request("GET", path, page_opts), page_type)
+
+    return AsyncPager(fetch, lambda item: item.id)
 
 
 def _mime_type(filename: str) -> str:
@@ -220,15 +243,7 @@ class Files(Resource):
             query["limit"] = limit
         if not isinstance(order, NotGiven):
             query["order"] = order
-
-        async def fetch(after: str | None) -> FileList:
-            page_query = {**query, **({"after": after} if after else {})}
-            page_opts = attrs.evolve(
-                opts, extra_query={**page_query, **(opts.extra_query or {})} or None
-            )
-            return await self._call(self._request("GET", "/files", page_opts), FileList)
-
-        return AsyncPager(fetch, lambda file: file.id)
+        return cursor_pager(self, "/files", FileList, opts, query)
 
     async def retrieve(self, file_id: str, **options: Unpack[RequestOptions]) -> FileObject:
         """Describe one file.

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import attrs
 
-from .._compat import Self
+from .._compat import AsyncByteReader
 from .._exceptions import StorageError
 
 __all__ = [
@@ -42,7 +41,7 @@ class ObjectInfo:
     etag: str | None = None
 
 
-class ObjectReader:
+class ObjectReader(AsyncByteReader):
     """A streamed read of one object: ``async for chunk in reader``; close it (or use
     ``async with``) to let go of the connection early.
 
@@ -67,9 +66,6 @@ class ObjectReader:
         self._chunk_size = chunk_size
         self._rest = memoryview(b"")
 
-    def __aiter__(self) -> Self:
-        return self
-
     async def __anext__(self) -> bytes:
         limit = self._chunk_size
         if not self._rest:
@@ -90,21 +86,6 @@ class ObjectReader:
         """Stop reading: the underlying stream (and its connection) is dropped."""
         self._chunks = None
         self._rest = memoryview(b"")
-
-    async def read(self) -> bytes:
-        """The rest of the object, in memory (for small objects)."""
-        return b"".join([chunk async for chunk in self])
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"<ObjectReader {self.url} {self.size} bytes>"

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
@@ -78,6 +78,7 @@ from ._framework import (
     describe,
     dumps,
     error_body,
+    found_or_404,
     json_reply,
     request_id,
 )
@@ -88,7 +89,7 @@ from ._state import (
     RequestCounts,
     StoredBatch,
 )
-from ._validation import invalid_type, invalid_value, require_str
+from ._validation import invalid_type, invalid_value, quoted_choices, require_str
 
 __all__ = ["BATCH_ROUTES", "FAKE_OUTCOME", "FAKE_OUTCOMES"]
 
@@ -122,13 +123,6 @@ _DUPLICATE: Final = (
 _STREAMED: Final = (
     "The fake server answered with a stream; batch requests cannot stream. Sorry about that!"
 )
-
-
-def _choices(values: Iterable[str]) -> str:
-    quoted = [f"'{value}'" for value in values]
-    if len(quoted) < 2:
-        return "".join(quoted)
-    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def _runs(ctx: RequestContext, endpoint: str) -> bool:
@@ -169,17 +163,14 @@ def _metadata(body: Mapping[str, Any]) -> dict[str, str] | None:
     if outcome is not None and outcome not in FAKE_OUTCOMES:
         raise invalid_value(
             f"metadata.{FAKE_OUTCOME}",
-            f"Invalid value: '{outcome}'. The fake server knows: {_choices(FAKE_OUTCOMES)}.",
+            f"Invalid value: '{outcome}'. The fake server knows: {quoted_choices(FAKE_OUTCOMES)}.",
         )
     return dict(value)
 
 
 def _batch_or_404(ctx: RequestContext) -> StoredBatch:
     batch_id = ctx.params["batch_id"]
-    batch = ctx.state.batch(batch_id)
-    if batch is None:
-        raise EndpointError(404, f"No such Batch object: {batch_id}", param="id")
-    return batch
+    return found_or_404(ctx.state.batch(batch_id), "Batch", batch_id, "id")
 
 
 def _batch_key(batch: StoredBatch) -> tuple[int, int]:
@@ -493,8 +484,9 @@ def create_batch(ctx: RequestContext) -> Reply:
     app = ctx.require_app()
     supported = [choice for choice in app.batch_endpoints if _runs(ctx, choice)]
     if endpoint not in supported:
+        choices = quoted_choices(supported)
         raise invalid_value(
-            "endpoint", f"Invalid value: '{endpoint}'. Supported values are: {_choices(supported)}."
+            "endpoint", f"Invalid value: '{endpoint}'. Supported values are: {choices}."
         )
     if window != COMPLETION_WINDOW:
         raise invalid_value(
@@ -503,9 +495,7 @@ def create_batch(ctx: RequestContext) -> Reply:
         )
     metadata = _metadata(body)
     lifetime = lifetime_of(body, "output_expires_after")
-    file = ctx.state.file(input_file_id)
-    if file is None:
-        raise EndpointError(404, f"No such File object: {input_file_id}", param="input_file_id")
+    file = found_or_404(ctx.state.file(input_file_id), "File", input_file_id, "input_file_id")
     if file.purpose != "batch":
         raise invalid_value(
             "input_file_id",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import attrs
@@ -92,37 +92,38 @@ class _ChatOutcome:
         return words
 
 
+def _objects(value: Any, param: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of the array parameter *param*, with its path (``tools[0]``)."""
+    if not isinstance(value, list):
+        raise invalid_type(param, "an array", value)
+    for index, item in enumerate(value):
+        where = f"{param}[{index}]"
+        if not isinstance(item, dict):
+            raise invalid_type(where, "an object", item)
+        yield where, item
+
+
+def _function_spec(function: dict[str, Any], where: str) -> _FunctionSpec:
+    name = function.get("name")
+    if not isinstance(name, str):
+        raise missing(f"{where}.name")
+    return _FunctionSpec(name=name, parameters=function.get("parameters"))
+
+
 def _function_tools(tools: Any) -> list[_FunctionSpec]:
-    if not isinstance(tools, list):
-        raise invalid_type("tools", "an array", tools)
     functions: list[_FunctionSpec] = []
-    for index, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise invalid_type(f"tools[{index}]", "an object", tool)
+    for where, tool in _objects(tools, "tools"):
         if tool.get("type", "function") != "function":
             continue
         function = tool.get("function")
         if not isinstance(function, dict):
-            raise missing(f"tools[{index}].function")
-        name = function.get("name")
-        if not isinstance(name, str):
-            raise missing(f"tools[{index}].function.name")
-        functions.append(_FunctionSpec(name=name, parameters=function.get("parameters")))
+            raise missing(f"{where}.function")
+        functions.append(_function_spec(function, f"{where}.function"))
     return functions
 
 
 def _legacy_functions(functions: Any) -> list[_FunctionSpec]:
-    if not isinstance(functions, list):
-        raise invalid_type("functions", "an array", functions)
-    specs: list[_FunctionSpec] = []
-    for index, function in enumerate(functions):
-        if not isinstance(function, dict):
-            raise invalid_type(f"functions[{index}]", "an object", function)
-        name = function.get("name")
-        if not isinstance(name, str):
-            raise missing(f"functions[{index}].name")
-        specs.append(_FunctionSpec(name=name, parameters=function.get("parameters")))
-    return specs
+    return [_function_spec(function, where) for where, function in _objects(functions, "functions")]
 
 
 def _select_tools(body: Mapping[str, Any], functions: list[_FunctionSpec]) -> list[_FunctionSpec]:
@@ -358,15 +359,18 @@ def chat_completions(ctx: RequestContext) -> Reply:
     if stream:
         steps = _chat_steps(outcome, logprobs, top or 0)
         events: list[str] = []
+        envelope = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": ctx.created,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": FINGERPRINT,
+        }
         for delta, entry, finish_reason in steps:
             for index in range(n):
                 chunk: dict[str, Any] = {
-                    "id": completion_id,
-                    "object": "chat.completion.chunk",
-                    "created": ctx.created,
-                    "model": model,
-                    "service_tier": "default",
-                    "system_fingerprint": FINGERPRINT,
+                    **envelope,
                     "choices": [
                         {
                             "index": index,
@@ -380,16 +384,7 @@ def chat_completions(ctx: RequestContext) -> Reply:
                     chunk["usage"] = None
                 events.append(dumps(chunk))
         if include_usage:
-            final = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": ctx.created,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": FINGERPRINT,
-                "choices": [],
-                "usage": usage,
-            }
+            final = {**envelope, "choices": [], "usage": usage}
             events.append(dumps(final))
         events.append("[DONE]")
         return attrs.evolve(stream_reply(events), cost=cost)

@@ -37,10 +37,11 @@ from ._framework import (
     Reply,
     RequestContext,
     Route,
+    found_or_404,
     json_reply,
 )
 from ._state import StoredFile
-from ._validation import invalid_type, invalid_value, missing
+from ._validation import invalid_type, invalid_value, missing, within_bounds
 
 __all__ = [
     "FILE_PURPOSES",
@@ -279,23 +280,7 @@ def query_int(ctx: RequestContext, name: str, default: int, minimum: int, maximu
             param=name,
             code="invalid_type",
         ) from None
-    if value < minimum:
-        raise EndpointError(
-            400,
-            f"Invalid '{name}': integer below minimum value. Expected a value >= {minimum}, "
-            f"but got {value} instead.",
-            param=name,
-            code="integer_below_min_value",
-        )
-    if value > maximum:
-        raise EndpointError(
-            400,
-            f"Invalid '{name}': integer above maximum value. Expected a value <= {maximum}, "
-            f"but got {value} instead.",
-            param=name,
-            code="integer_above_max_value",
-        )
-    return value
+    return within_bounds(name, value, minimum, maximum)
 
 
 def list_page(
@@ -426,10 +411,7 @@ def new_file(
 
 def _file_or_404(ctx: RequestContext) -> StoredFile:
     file_id = ctx.params["file_id"]
-    file = ctx.state.file(file_id)
-    if file is None:
-        raise EndpointError(404, f"No such File object: {file_id}", param="id")
-    return file
+    return found_or_404(ctx.state.file(file_id), "File", file_id, "id")
 
 
 def create_file(ctx: RequestContext) -> Reply:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import unquote
 
 import attrs
@@ -56,6 +56,7 @@ __all__ = [
     "dumps",
     "error_body",
     "error_reply",
+    "found_or_404",
     "json_reply",
     "mask_key",
     "request_id",
@@ -197,6 +198,16 @@ class EndpointError(Exception):
             code=self.code,
             headers=self.headers,
         )
+
+
+FoundT = TypeVar("FoundT")
+
+
+def found_or_404(found: FoundT | None, kind: str, object_id: str, param: str) -> FoundT:
+    """*found*, or (when ``None``) the 404 ``No such <kind> object: <object_id>`` for *param*."""
+    if found is None:
+        raise EndpointError(404, f"No such {kind} object: {object_id}", param=param)
+    return found
 
 
 def dumps(value: Any) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import attrs
 
@@ -278,6 +278,14 @@ class StoredBatch:
 _T = TypeVar("_T")
 
 
+class _Stored(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_StoredT = TypeVar("_StoredT", bound=_Stored)
+
+
 class AppState:
     """The server-lifetime state of a fake server: its sequence numbers and its objects.
 
@@ -323,13 +331,11 @@ class AppState:
 
     def file(self, file_id: str) -> StoredFile | None:
         """The file with this id, or ``None``."""
-        with self._lock:
-            return self._files.get(file_id)
+        return self._get(self._files, file_id)
 
     def save_file(self, file: StoredFile) -> None:
         """Store *file* (a new one, or a new version)."""
-        with self._lock:
-            self._files[file.id] = file
+        self._put(self._files, file)
 
     def delete_file(self, file_id: str) -> StoredFile | None:
         """Forget the file with this id; return it, or ``None`` if there was none."""
@@ -338,13 +344,11 @@ class AppState:
 
     def upload(self, upload_id: str) -> StoredUpload | None:
         """The upload with this id, or ``None``."""
-        with self._lock:
-            return self._uploads.get(upload_id)
+        return self._get(self._uploads, upload_id)
 
     def save_upload(self, upload: StoredUpload) -> None:
         """Store *upload* (a new one, or a new version)."""
-        with self._lock:
-            self._uploads[upload.id] = upload
+        self._put(self._uploads, upload)
 
     def expire_upload(self, upload_id: str) -> StoredUpload:
         """Make a pending upload ``expired``, as an hour without completion would.
@@ -362,13 +366,19 @@ class AppState:
 
     def batch(self, batch_id: str) -> StoredBatch | None:
         """The batch with this id, or ``None``."""
-        with self._lock:
-            return self._batches.get(batch_id)
+        return self._get(self._batches, batch_id)
 
     def save_batch(self, batch: StoredBatch) -> None:
         """Store *batch* (a new one, or a new version)."""
+        self._put(self._batches, batch)
+
+    def _get(self, objects: dict[str, _T], object_id: str) -> _T | None:
         with self._lock:
-            self._batches[batch.id] = batch
+            return objects.get(object_id)
+
+    def _put(self, objects: dict[str, _StoredT], stored: _StoredT) -> None:
+        with self._lock:
+            objects[stored.id] = stored
 
     def _snapshot(self, objects: dict[str, _T]) -> Mapping[str, _T]:
         with self._lock:

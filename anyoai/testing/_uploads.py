@@ -28,9 +28,9 @@ from ._files import (
     new_file,
     required_property,
 )
-from ._framework import EndpointError, Reply, RequestContext, Route, json_reply
+from ._framework import EndpointError, Reply, RequestContext, Route, found_or_404, json_reply
 from ._state import StoredPart, StoredUpload
-from ._validation import invalid_type, invalid_value, missing, require_str
+from ._validation import invalid_type, invalid_value, missing, quoted_choices, require_str
 
 __all__ = ["UPLOAD_PURPOSES", "UPLOAD_ROUTES"]
 
@@ -46,10 +46,7 @@ UPLOAD_LIFETIME: Final = 3600
 
 def _upload_or_404(ctx: RequestContext) -> StoredUpload:
     upload_id = ctx.params["upload_id"]
-    upload = ctx.state.upload(upload_id)
-    if upload is None:
-        raise EndpointError(404, f"No such Upload object: {upload_id}", param="upload_id")
-    return upload
+    return found_or_404(ctx.state.upload(upload_id), "Upload", upload_id, "upload_id")
 
 
 def _pending(upload: StoredUpload, action: str) -> None:
@@ -73,11 +70,9 @@ def create_upload(ctx: RequestContext) -> Reply:
         raise invalid_type("bytes", "an integer", size)
     mime_type = require_str(body, "mime_type")
     if purpose not in UPLOAD_PURPOSES:
-        choices = ", ".join(f"'{choice}'" for choice in UPLOAD_PURPOSES[:-1])
         raise invalid_value(
             "purpose",
-            f"Invalid value: '{purpose}'. Supported values are: {choices} and "
-            f"'{UPLOAD_PURPOSES[-1]}'.",
+            f"Invalid value: '{purpose}'. Supported values are: {quoted_choices(UPLOAD_PURPOSES)}.",
         )
     if size < 0 or size > MAX_UPLOAD_BYTES:
         raise invalid_value(

@@ -8,7 +8,7 @@ OpenAI API uses: ``missing_required_parameter``, ``invalid_type``, ``invalid_val
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._framework import EndpointError, describe
@@ -21,9 +21,11 @@ __all__ = [
     "optional_bool",
     "optional_int",
     "optional_str",
+    "quoted_choices",
     "require",
     "require_str",
     "wants_usage",
+    "within_bounds",
 ]
 
 
@@ -85,6 +87,12 @@ def optional_int(
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid_type(name, "an integer", value)
+    return within_bounds(name, value, minimum, maximum)
+
+
+def within_bounds(name: str, value: int, minimum: int | None, maximum: int | None) -> int:
+    """*value* of the integer parameter *name*, if within *minimum* and *maximum* (400 if not;
+    a ``None`` bound is no bound)."""
     if minimum is not None and value < minimum:
         raise EndpointError(
             400,
@@ -102,6 +110,14 @@ def optional_int(
             code="integer_above_max_value",
         )
     return value
+
+
+def quoted_choices(values: Iterable[str]) -> str:
+    """``'a', 'b' and 'c'``: the values an error message lists as supported."""
+    quoted = [f"'{value}'" for value in values]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def optional_bool(body: Mapping[str, Any], name: str) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
-from .._model import APIObject
+from .._model import APIObject, CursorPage
 
 __all__ = [
     "Batch",
@@ -108,23 +107,10 @@ class Batch(APIObject):
 
 
 @attrs.frozen(kw_only=True)
-class BatchList(APIObject):
+class BatchList(CursorPage[Batch]):
     """One page of ``batches.list``."""
 
     data: list[Batch]
-    object_: str = "list"
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False
-
-    def __iter__(self) -> Iterator[Batch]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        return True
 
 
 @attrs.frozen(kw_only=True)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
 from .._model import ChoicesMixin, Metered, UnknownVariant
+from .._tools import ParsedToolCall, parse_tool_calls
 from .shared import CompletionUsage, ContentFilterResult, PromptFilterResult
-
-if TYPE_CHECKING:
-    from .._tools import ParsedToolCall
 
 T = TypeVar("T")
 
@@ -235,8 +233,6 @@ class ChatCompletion(ChoicesMixin, Metered):
 
         :raises ToolCallError: for a call naming no target, or arguments that do not fit.
         """
-        from .._tools import parse_tool_calls
-
         return parse_tool_calls(self, targets)
 
 
@@ -268,11 +264,8 @@ class ChoiceDeltaFunctionCall:
 
 
 @attrs.frozen(kw_only=True)
-class ChoiceDeltaToolCallFunction:
+class ChoiceDeltaToolCallFunction(ChoiceDeltaFunctionCall):
     """A piece of a function tool call: the name comes once, the arguments in pieces."""
-
-    name: str | None = None
-    arguments: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import attrs
 
-from .._model import APIObject
+from .._model import APIObject, CursorPage
 
 __all__ = ["FileDeleted", "FileList", "FileObject", "Upload", "UploadPart"]
 
@@ -36,23 +34,10 @@ class FileObject(APIObject):
 
 
 @attrs.frozen(kw_only=True)
-class FileList(APIObject):
+class FileList(CursorPage[FileObject]):
     """One page of ``files.list``."""
 
     data: list[FileObject]
-    object_: str = "list"
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False
-
-    def __iter__(self) -> Iterator[FileObject]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        return True
 
 
 @attrs.frozen(kw_only=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import attrs
 
-from .._model import APIObject
+from .._model import APIObject, DataMixin
 
 __all__ = ["Model", "ModelDeleted", "ModelList"]
 
@@ -24,7 +22,7 @@ class Model(APIObject):
 
 
 @attrs.frozen(kw_only=True)
-class ModelList(APIObject):
+class ModelList(APIObject, DataMixin[Model]):
     """The result of ``models.list``. Iterate over it, or read :attr:`data`."""
 
     data: list[Model]
@@ -34,15 +32,6 @@ class ModelList(APIObject):
     def ids(self) -> list[str]:
         """The models' ids."""
         return [model.id for model in self.data]
-
-    def __iter__(self) -> Iterator[Model]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        return True
 
 
 @attrs.frozen(kw_only=True)
