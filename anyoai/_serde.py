@@ -123,17 +123,24 @@ def _renames(cls: type) -> dict[str, Any]:
     }
 
 
+def _only(
+    kind: type, expected: str, inner: Callable[[Any, Any], Any], tp: Any
+) -> Callable[[Any, Any], Any]:
+    """*inner* for values of the JSON *kind* only: cattrs would take a string or a dict as a
+    list, or any object with the right attributes as a mapping."""
+
+    def structure_only(value: Any, _: Any) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {expected}, got {type(value).__name__}")
+        return inner(value, tp)
+
+    return structure_only
+
+
 def _make_structure(conv: cattrs.Converter) -> Callable[[type], Callable[[Any, type], Any]]:
     def factory(cls: type) -> Callable[[Any, type], Any]:
         inner: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **_renames(cls))
-        name = cls.__name__
-
-        def structure_attrs(value: Any, tp: type) -> Any:
-            if not isinstance(value, Mapping):
-                raise TypeError(f"expected a JSON object for {name}, got {type(value).__name__}")
-            return inner(value, tp)
-
-        return structure_attrs
+        return _only(Mapping, f"a JSON object for {cls.__name__}", inner, cls)
 
     return factory
 
@@ -261,15 +268,7 @@ def _is_list(tp: Any) -> bool:
 
 def _make_list(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], Any]]:
     def factory(tp: Any) -> Callable[[Any, Any], Any]:
-        inner = list_structure_factory(tp, conv)
-
-        def structure_list(value: Any, _: Any) -> Any:
-            # cattrs would iterate a string or a dict as a list; JSON arrays only, please
-            if not isinstance(value, list):
-                raise TypeError(f"expected a list, got {type(value).__name__}")
-            return inner(value, tp)
-
-        return structure_list
+        return _only(list, "a list", list_structure_factory(tp, conv), tp)
 
     return factory
 
