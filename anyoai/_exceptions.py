@@ -54,6 +54,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# ``anyoai`` re-exports this list as is. BodyLengthError stays out of it: it is caught as the
+# InvalidParameterError it is, and only _multipart names it.
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -65,7 +67,6 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchFailedError",
-    "BodyLengthError",
     "ConfigurationError",
     "ConflictError",
     "ContentFilterError",

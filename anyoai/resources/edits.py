@@ -6,21 +6,19 @@ OpenAI-compatible servers still serve it, and the bundled fake server does.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._compat import Unpack
 from .._params import ParamSpec
 from .._tokens import estimate_edit
 from ..types.edits import Edit
 from ..types.params import EditCreateParams
-from ._base import Resource
+from ._simple import SimpleResource
 
 __all__ = ["Edits"]
 
 _SPEC = ParamSpec.compile("edits.create", EditCreateParams)
 
 
-class Edits(Resource):
+class Edits(SimpleResource):
     """``/edits`` (legacy)."""
 
     __slots__ = ()
@@ -30,8 +28,4 @@ class Edits(Resource):
 
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
-        body, options = _SPEC.split(dict[str, Any](params))
-        request = self._request(
-            "POST", "/edits", options, body=body, deployment_scoped=True, estimator=estimate_edit
-        )
-        return await self._call(request, Edit)
+        return await self._post_create(_SPEC, params, "/edits", Edit, estimator=estimate_edit)

@@ -20,7 +20,7 @@ from .._params import ParamSpec
 from .._tokens import count_text, ensure_encoding, estimate_input, truncate_to_tokens
 from ..types.embeddings import CreateEmbeddingResponse
 from ..types.params import EmbeddingCreateParams
-from ._base import Resource
+from ._simple import SimpleResource
 
 __all__ = ["MAX_INPUTS_PER_REQUEST", "Embeddings"]
 
@@ -99,7 +99,7 @@ def _unpack_vector(text: str) -> list[float]:
     return floats.tolist()
 
 
-class Embeddings(Resource):
+class Embeddings(SimpleResource):
     """``/embeddings``."""
 
     __slots__ = ()
@@ -112,16 +112,9 @@ class Embeddings(Resource):
 
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
-        body, options = _SPEC.split(dict[str, Any](params))
-        request = self._request(
-            "POST",
-            "/embeddings",
-            options,
-            body=body,
-            deployment_scoped=True,
-            estimator=estimate_input,
+        return await self._post_create(
+            _SPEC, params, "/embeddings", CreateEmbeddingResponse, estimator=estimate_input
         )
-        return await self._call(request, CreateEmbeddingResponse)
 
     async def create_many(
         self,

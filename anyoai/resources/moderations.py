@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._compat import Unpack
 from .._params import ParamSpec
 from .._tokens import estimate_input
 from ..types.moderations import ModerationCreateResponse
 from ..types.params import ModerationCreateParams
-from ._base import Resource
+from ._simple import SimpleResource
 
 __all__ = ["Moderations"]
 
 _SPEC = ParamSpec.compile("moderations.create", ModerationCreateParams)
 
 
-class Moderations(Resource):
+class Moderations(SimpleResource):
     """``/moderations``."""
 
     __slots__ = ()
@@ -26,8 +24,11 @@ class Moderations(Resource):
 
         :raises InvalidParameterError: for an unknown, missing or ill-typed parameter.
         """
-        body, options = _SPEC.split(dict[str, Any](params))
-        request = self._request(
-            "POST", "/moderations", options, body=body, estimator=estimate_input
+        return await self._post_create(
+            _SPEC,
+            params,
+            "/moderations",
+            ModerationCreateResponse,
+            estimator=estimate_input,
+            deployment_scoped=False,
         )
-        return await self._call(request, ModerationCreateResponse)

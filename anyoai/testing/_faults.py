@@ -22,7 +22,7 @@ from typing import Final, Literal
 
 import attrs
 
-from ._framework import RecordedRequest, Reply, error_reply
+from ._framework import EndpointError, RecordedRequest, Reply
 
 __all__ = [
     "FAULT_HEADER",
@@ -220,12 +220,12 @@ def fault_reply(fault: Fault) -> Reply:
         kind = "server_error" if status >= 500 else "invalid_request_error"
         code = None
         message = f"{status} {reason_phrase(status).decode('ascii')} (injected by the fake server)."
-    return error_reply(
+    return EndpointError(
         status,
         fault.message if fault.message is not None else message,
         type=kind,
         code=fault.code if fault.code is not None else code,
-    )
+    ).reply()
 
 
 def _format_seconds(value: float | str) -> str:
@@ -309,7 +309,7 @@ class FaultQueue:
                 return _fault_from_header(raw), None
             except (TypeError, ValueError) as exc:
                 message = f"Invalid {FAULT_HEADER} header: {exc}"
-                return None, error_reply(400, message, param=FAULT_HEADER)
+                return None, EndpointError(400, message, param=FAULT_HEADER).reply()
         with self._lock:
             for index, pending in enumerate(self._pending):
                 if pending.matches(request):

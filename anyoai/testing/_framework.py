@@ -55,7 +55,6 @@ __all__ = [
     "describe",
     "dumps",
     "error_body",
-    "error_reply",
     "found_or_404",
     "json_reply",
     "mask_key",
@@ -190,14 +189,8 @@ class EndpointError(Exception):
 
     def reply(self) -> Reply:
         """The :class:`Reply` this error stands for."""
-        return error_reply(
-            self.status,
-            self.message,
-            type=self.type,
-            param=self.param,
-            code=self.code,
-            headers=self.headers,
-        )
+        body = error_body(self.message, type=self.type, param=self.param, code=self.code)
+        return json_reply(body, status=self.status, headers=self.headers)
 
 
 FoundT = TypeVar("FoundT")
@@ -242,20 +235,6 @@ def error_body(
 ) -> dict[str, Any]:
     """The OpenAI error shape: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
-
-
-def error_reply(
-    status: int,
-    message: str,
-    *,
-    type: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-    headers: Sequence[tuple[str, str]] = (),
-) -> Reply:
-    """A JSON answer with the OpenAI error shape."""
-    body = error_body(message, type=type, param=param, code=code)
-    return json_reply(body, status=status, headers=headers)
 
 
 def request_id(seq: int) -> str:
@@ -518,20 +497,22 @@ class FakeApp:
         raise EndpointError(404, f"Invalid URL ({request.method} {request.path})")
 
 
+#: The JSON type names of the API's errors, by Python type (``bool`` before ``int``, its base).
+_JSON_TYPE_NAMES: Final = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a decimal"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
 def describe(value: Any) -> str:
     """How the API's errors name the JSON type of *value* (``"a string"``, ``"null"``, ...)."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
+    for kind, name in _JSON_TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
     return "an unknown value"

@@ -37,7 +37,14 @@ from ._faults import (
     fault_reply,
     reason_phrase,
 )
-from ._framework import FakeApp, RecordedRequest, Reply, dumps, error_reply, request_id
+from ._framework import (
+    EndpointError,
+    FakeApp,
+    RecordedRequest,
+    Reply,
+    dumps,
+    request_id,
+)
 from ._ratelimit import Limiter
 
 __all__ = ["Connection", "HTTPHandler"]
@@ -119,6 +126,7 @@ class Connection:
     idle: bool = False
 
 
+@attrs.define(eq=False, kw_only=True)
 class HTTPHandler:
     """Serves the connections of one fake server: reads each request, answers it, writes it.
 
@@ -132,25 +140,15 @@ class HTTPHandler:
     :ivar connections: the connections being served.
     """
 
-    def __init__(
-        self,
-        *,
-        app: FakeApp,
-        limiter: Limiter,
-        faults: FaultQueue,
-        requests: list[RecordedRequest],
-        latency: float,
-        stream_chunk_delay: float,
-    ) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.faults = faults
-        self.requests = requests
-        self.latency = latency
-        self.stream_chunk_delay = stream_chunk_delay
-        self.connections: set[Connection] = set()
-        self._lock = threading.Lock()
-        self._open = 0
+    app: FakeApp
+    limiter: Limiter
+    faults: FaultQueue
+    requests: list[RecordedRequest]
+    latency: float
+    stream_chunk_delay: float
+    connections: set[Connection] = attrs.field(init=False, factory=set)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    _open: int = attrs.field(init=False, default=0)
 
     @property
     def open_connections(self) -> int:
@@ -254,7 +252,7 @@ class HTTPHandler:
         with self._lock:
             seq = self.app.state.next_seq()
         status = exc.error_status_hint
-        reply = error_reply(status, f"Could not read the HTTP request: {exc}")
+        reply = EndpointError(status, f"Could not read the HTTP request: {exc}").reply()
         headers = self._headers(reply, seq, 0, None)
         headers.append(("connection", "close"))
         headers.append(("content-length", str(len(reply.body))))
@@ -341,7 +339,9 @@ class HTTPHandler:
             logger.exception(
                 "fake server: the endpoint failed on %s %s", request.method, request.path
             )
-            return error_reply(500, SERVER_ERROR, type="server_error", code="server_error")
+            return EndpointError(
+                500, SERVER_ERROR, type="server_error", code="server_error"
+            ).reply()
 
     def _headers(
         self, reply: Reply, seq: int, elapsed_ms: int, fault: Fault | None

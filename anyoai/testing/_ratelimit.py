@@ -30,7 +30,7 @@ from typing import Final
 
 import attrs
 
-from ._framework import Cost, Reply, error_reply
+from ._framework import Cost, EndpointError, Reply
 
 __all__ = [
     "ORGANIZATION",
@@ -276,7 +276,7 @@ class Limiter:
                 f"min (TPM): Limit {tokens.capacity}, Requested {charge}. The input or output "
                 "tokens must be reduced in order to run successfully."
             )
-            return error_reply(429, message, type="tokens", code="rate_limit_exceeded")
+            return EndpointError(429, message, type="tokens", code="rate_limit_exceeded").reply()
         request_wait = requests.wait(1, now) if requests is not None else 0.0
         token_wait = tokens.wait(charge, now) if tokens is not None else 0.0
         if request_wait <= 0 and token_wait <= 0:
@@ -296,7 +296,9 @@ class Limiter:
             f"Please try again in {format_duration(ms / 1000)}."
         )
         headers = (("retry-after", format_retry_after(ms)), ("retry-after-ms", str(ms)))
-        return error_reply(429, message, type=kind, code="rate_limit_exceeded", headers=headers)
+        return EndpointError(
+            429, message, type=kind, code="rate_limit_exceeded", headers=headers
+        ).reply()
 
     def release(self, refund: int, now: float) -> None:
         """Give back the tokens an accepted request reserved and did not use."""
