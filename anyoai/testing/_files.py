@@ -266,6 +266,16 @@ def format_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def check_size(data: bytes, limit: int, param: str, message: str) -> None:
+    """400 (*param*) if *data* holds more than *limit* bytes.
+
+    *message* says so, with ``{size}`` (the bytes sent) and ``{limit}`` (:func:`format_size`).
+    """
+    if len(data) > limit:
+        text = message.format(size=len(data), limit=format_size(limit))
+        raise EndpointError(400, text, param=param)
+
+
 def query_int(ctx: RequestContext, name: str, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter within bounds (400 otherwise)."""
     raw = ctx.request.query.get(name)
@@ -429,14 +439,12 @@ def create_file(ctx: RequestContext) -> Reply:
     purpose = fields["purpose"].text()
     if purpose not in FILE_PURPOSES:
         raise EndpointError(400, f"'{purpose}' is not one of {list(FILE_PURPOSES)} - 'purpose'")
-    limit = ctx.config.max_file_bytes
-    if len(upload.data) > limit:
-        raise EndpointError(
-            400,
-            f"File is too large: {len(upload.data)} bytes. The maximum size of a file is "
-            f"{format_size(limit)}.",
-            param="file",
-        )
+    check_size(
+        upload.data,
+        ctx.config.max_file_bytes,
+        "file",
+        "File is too large: {size} bytes. The maximum size of a file is {limit}.",
+    )
     check_filename(purpose, upload.filename)
     anchor = fields["expires_after[anchor]"].text() if "expires_after[anchor]" in fields else None
     seconds: Any = None

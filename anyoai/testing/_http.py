@@ -116,6 +116,13 @@ def _wire(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
 
 
+def _head(reply: Reply, headers: Sequence[tuple[str, str]]) -> h11.Response:
+    """The status line and *headers* of *reply*."""
+    return h11.Response(
+        status_code=reply.status, headers=_wire(headers), reason=reason_phrase(reply.status)
+    )
+
+
 @attrs.define(eq=False)
 class Connection:
     """A connection being served: the cancel scope that ends it, an event set once it is
@@ -404,9 +411,7 @@ class HTTPHandler:
     ) -> bool:
         body = reply.body
         headers.append(("content-length", str(len(body))))
-        response = h11.Response(
-            status_code=reply.status, headers=_wire(headers), reason=reason_phrase(reply.status)
-        )
+        response = _head(reply, headers)
         if fault is not None and fault.drop in ("mid_body", "mid_stream"):
             data = _encode(conn, response) + _encode(conn, h11.Data(data=body[: len(body) // 2]))
             await stream.send(data)
@@ -433,9 +438,7 @@ class HTTPHandler:
         fault: Fault | None,
     ) -> bool:
         events = reply.events or ()
-        response = h11.Response(
-            status_code=reply.status, headers=_wire(headers), reason=reason_phrase(reply.status)
-        )
+        response = _head(reply, headers)
         await stream.send(_encode(conn, response))
         strike = min(fault.after_events, len(events) - 1) if fault is not None else -1
         for index, payload in enumerate(events):

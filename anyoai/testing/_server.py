@@ -14,14 +14,14 @@ import errno
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import ClassVar, Final
+from typing import ClassVar, Final, overload
 
 import anyio
 import anyio.abc
 import anyio.from_thread
 import attrs
 
-from .._compat import TypedDict, Unpack
+from .._compat import Self, TypedDict, Unpack
 from ._azure import DEFAULT_DEPLOYMENTS, AzureApp, AzureConfig
 from ._faults import Fault, FaultQueue, is_number
 from ._framework import DEFAULT_MODELS, AppConfig, FakeApp, RecordedRequest
@@ -55,6 +55,30 @@ class _Listening:
     generation: int
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     stopped: anyio.Event = attrs.field(factory=anyio.Event)
+
+
+class _HTTPSetting:
+    """A read-write attribute of :class:`FakeServer` kept by its HTTP handler: the handler's
+    attribute of the same name, which it reads at each answer."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type[FakeServer], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, server: None, owner: type[FakeServer]) -> Self: ...
+    @overload
+    def __get__(self, server: FakeServer, owner: type[FakeServer]) -> float: ...
+    def __get__(self, server: FakeServer | None, owner: type[FakeServer]) -> Self | float:
+        if server is None:
+            return self
+        value: float = getattr(server._http, self._name)
+        return value
+
+    def __set__(self, server: FakeServer, value: float) -> None:
+        setattr(server._http, self._name, value)
 
 
 class FakeServer:
@@ -243,23 +267,12 @@ class FakeServer:
         """
         return self.endpoint if self.azure else self.endpoint + "/v1"
 
-    @property
-    def latency(self) -> float:
-        """Seconds every answer waits after the rate-limit decision (the *latency* argument)."""
-        return self._http.latency
-
-    @latency.setter
-    def latency(self, value: float) -> None:
-        self._http.latency = value
-
-    @property
-    def stream_chunk_delay(self) -> float:
-        """Seconds to wait between the events of a stream (the *stream_chunk_delay* argument)."""
-        return self._http.stream_chunk_delay
-
-    @stream_chunk_delay.setter
-    def stream_chunk_delay(self, value: float) -> None:
-        self._http.stream_chunk_delay = value
+    latency = _HTTPSetting(
+        "Seconds every answer waits after the rate-limit decision (the *latency* argument)."
+    )
+    stream_chunk_delay = _HTTPSetting(
+        "Seconds to wait between the events of a stream (the *stream_chunk_delay* argument)."
+    )
 
     @property
     def is_up(self) -> bool:

@@ -22,6 +22,7 @@ import attrs
 
 from ._files import (
     check_filename,
+    check_size,
     form_fields,
     format_size,
     lifetime_of,
@@ -107,13 +108,12 @@ def add_upload_part(ctx: RequestContext) -> Reply:
     if part_field is None:
         raise required_property("data")
     _pending(upload, "add a part to")
-    if len(part_field.data) > MAX_PART_BYTES:
-        raise EndpointError(
-            400,
-            f"The part is too large: {len(part_field.data)} bytes. A part can be at most "
-            f"{format_size(MAX_PART_BYTES)}.",
-            param="data",
-        )
+    check_size(
+        part_field.data,
+        MAX_PART_BYTES,
+        "data",
+        "The part is too large: {size} bytes. A part can be at most {limit}.",
+    )
     part = StoredPart(
         id=f"part_fake_{ctx.seq:06d}",
         seq=ctx.seq,
