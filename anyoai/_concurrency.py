@@ -22,6 +22,13 @@ worst a partial last line, which the next run drops. A run over an existing jour
 the function for the indices it records: it yields their recorded results (structured back into
 ``result_type`` if given) and runs the rest. Failed items are not recorded, so a re-run retries
 them.
+
+**What a resume sends again.** The items that were in flight when the process died are not in
+the journal, so the re-run sends them again: up to ``limit`` items may reach the server twice.
+Every API call made for an item carries an ``Idempotency-Key`` derived from the job (the
+checkpoint's path) and the item (its index and fingerprint), the same on every run, so a server
+that honours the header can recognise the repeat; the journal never holds two results for one
+item.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _serde
+from ._keys import item_scope, job_id
 
 __all__ = ["Progress", "imap_concurrent", "map_concurrent"]
 
@@ -242,6 +250,7 @@ class _Run(
         self._return_errors = on_error == "return"
         self._progress = progress
         self._checkpoint = checkpoint
+        self._job = ""
         self._result_type = result_type
         self._length: int | None = None
         if isinstance(items, Sized) and not isinstance(items, AsyncIterable):
@@ -401,7 +410,11 @@ class _Run(
             outcome: Any
             self._in_flight += 1
             try:
-                outcome = await fn(item)
+                if journal is None:
+                    outcome = await fn(item)
+                else:  # the item's calls get idempotency keys of their own: see _keys
+                    with item_scope(self._job, index, fingerprint):
+                        outcome = await fn(item)
             except Exception as exc:
                 self._in_flight -= 1
                 if not self._return_errors:
@@ -444,6 +457,7 @@ class _Run(
             self._iterator = iter(self._items)
         if self._checkpoint is not None:
             self._journal = _Journal(self._checkpoint)
+            self._job = job_id(self._checkpoint)
         try:
             if self._journal is not None:
                 await self._resume(self._journal)

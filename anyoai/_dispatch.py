@@ -42,7 +42,7 @@ from ._exceptions import (
 from ._exchange import Exchange
 from ._headers import Headers
 from ._limits import Governor
-from ._ratelimit import Reservation, pause_hint
+from ._ratelimit import RateLimiter, Reservation, pause_hint
 from ._request import APIRequest, BodySource
 from ._retry import RetryPolicy, parse_retry_after
 from ._selection import BackendSelector
@@ -86,30 +86,28 @@ class _Answer:
     reservation: Reservation | None
 
 
+@attrs.define(kw_only=True, eq=False)
 class Dispatcher:
-    """Sends :class:`APIRequest` s: see the module docstring for the path each one takes."""
+    """Sends :class:`APIRequest` s: see the module docstring for the path each one takes.
 
-    def __init__(
-        self,
-        *,
-        backends: BackendSelector,
-        transport: Transport,
-        retry: RetryPolicy,
-        governor: Governor,
-        timeout: Timeout,
-        on_retry: Callable[[RetryEvent], object] | None = None,
-        usage: UsageTracker | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.usage = usage if usage is not None else UsageTracker()
-        #: what retry waits run on (the pool's clock)
-        self.clock = clock if clock is not None else SystemClock()
-        self.backends = backends
-        self.transport = transport
-        self.retry = retry
-        self.governor = governor
-        self.timeout = timeout
-        self.on_retry = on_retry
+    :ivar backends: the pool's backends, their selection and health.
+    :ivar transport: the connections.
+    :ivar retry: the retry policy of every request (a call may override its count).
+    :ivar governor: the in-flight limiters and the rate limiters.
+    :ivar timeout: the pool's timeouts (a backend's or a call's own come first).
+    :ivar on_retry: told of each retry before its wait.
+    :ivar usage: ``pool.usage``.
+    :ivar clock: what retry waits run on (the pool's clock).
+    """
+
+    backends: BackendSelector
+    transport: Transport
+    retry: RetryPolicy
+    governor: Governor
+    timeout: Timeout
+    on_retry: Callable[[RetryEvent], object] | None = None
+    usage: UsageTracker = attrs.field(factory=UsageTracker)
+    clock: Clock = attrs.field(factory=SystemClock)
 
     async def exchange(self, request: APIRequest, *, only: str | None = None) -> Exchange:
         """Send *request* (with retries); return the successful exchange.
@@ -135,12 +133,24 @@ class Dispatcher:
             await self._wait_for_slot(pool_limiter, borrower, pool_timeout)
         held: list[Callable[[], None]] = [lambda: pool_limiter.release_on_behalf_of(borrower)]
         started = time.monotonic()
+        # waits of the call's own (for a backend to come back, for the rate limit) end here
+        timeout = request.timeout or self.timeout
+        budget = [t for t in (timeout.total, timeout.pool) if t is not None]
+        wait_deadline = anyio.current_time() + min(budget) if budget else math.inf
         backends: list[Backend] = []
+        failed_on: list[str] = []  # backends this request failed on: tried last
 
         async def attempt(number: int) -> _Answer:
-            backend = self.backends.select(request.model, only=only)
+            # waiting for a backend is not an attempt: it spends no retry
+            backend = await self.backends.wait_for(
+                request.model, only=only, avoid=failed_on, deadline=wait_deadline
+            )
             backends.append(backend)
-            return await self._attempt(request, backend, borrower, held)
+            try:
+                return await self._attempt(request, backend, borrower, held, wait_deadline)
+            except APIError:
+                failed_on.append(backend.name)
+                raise
 
         def failover(error: BaseException, planned: float) -> float:
             # another backend can take the retry right now: do not wait for this one
@@ -155,7 +165,7 @@ class Dispatcher:
             answer = await self.retry.call(
                 attempt,
                 max_retries=request.max_retries,
-                on_retry=self._retrying(backends),
+                on_retry=self._retrying(),
                 adjust_wait=failover,
                 clock=self.clock,
             )
@@ -196,16 +206,16 @@ class Dispatcher:
             error.request_sent = False
             raise error from None
 
-    def _retrying(
-        self, backends: list[Backend]
-    ) -> Callable[[BaseException, int, float], None] | None:
+    def _retrying(self) -> Callable[[BaseException, int, float], None] | None:
         hook = self.on_retry
         if hook is None:
             return None
 
         def tell(error: BaseException, attempt: int, wait: float) -> None:
+            # the backend that failed, as the error says (None when none was reached)
+            failed = error.backend if isinstance(error, APIError) else None
             try:
-                hook(RetryEvent(attempt, wait, error, backends[-1].name if backends else None))
+                hook(RetryEvent(attempt, wait, error, failed))
             except Exception:
                 logger.warning("the on_retry hook raised", exc_info=True)
 
@@ -217,6 +227,7 @@ class Dispatcher:
         backend: Backend,
         borrower: object,
         held: list[Callable[[], None]],
+        wait_deadline: float,
     ) -> _Answer:
         own: list[Callable[[], None]] = []
         limiter = self.governor.backend_limiters.get(backend.name)
@@ -232,7 +243,10 @@ class Dispatcher:
                 tokens = 0
                 if rate.counts_tokens and request.estimate is not None:
                     tokens = sum(await request.estimate.compute())
-                reservation = await rate.acquire(tokens)
+                try:
+                    reservation = await rate.acquire(tokens, deadline=wait_deadline)
+                except TimeoutError:
+                    raise self._rate_wait_timeout(request, backend, rate) from None
             if backend.ad_token_provider is not None:
                 await backend.prepare()
 
@@ -245,14 +259,14 @@ class Dispatcher:
             response, body = await self._send(request, backend, mark_sent)
         except BaseException as exc:
             if started_at is not None:
-                self.backends.failed(backend, exc)
+                blame = not self._callers_own_timeout(request, backend, exc)
+                self.backends.failed(backend, exc, blame=blame)
                 self.backends.finished(backend)
             never_left = not sent or (isinstance(exc, APIConnectionError) and not exc.request_sent)
             if reservation is not None and (never_left or isinstance(exc, RateLimitError)):
                 reservation.cancel()  # it never reached the server, or was refused
             if isinstance(exc, RateLimitError):
-                pause = exc.retry_after or pause_hint(exc.headers) or DEFAULT_429_PAUSE
-                self.governor.pause(backend.name, request.model, pause)
+                self.governor.pause(backend.name, request.model, self._pause_for(exc))
             if isinstance(exc, APIStatusError):
                 self.governor.observe(backend.name, request.model, exc.headers)
             for release in own:
@@ -265,6 +279,45 @@ class Dispatcher:
         backends = self.backends
         held.append(lambda: backends.finished(backend))
         return _Answer(response, headers, body, backend, reservation)
+
+    def _pause_for(self, exc: RateLimitError) -> float:
+        """How long a 429 holds back its rate limiter: its Retry-After (0 means 0), else until
+        the exhausted limit resets, else a second; never longer than the retry policy's
+        ``max_retry_after`` (a hostile Retry-After must not stall the pool)."""
+        pause = exc.retry_after
+        if pause is None:
+            pause = pause_hint(exc.headers)
+        if pause is None:
+            pause = DEFAULT_429_PAUSE
+        return min(pause, self.retry.max_retry_after)
+
+    @staticmethod
+    def _rate_wait_timeout(
+        request: APIRequest, backend: Backend, rate: RateLimiter
+    ) -> APITimeoutError:
+        stats = rate.statistics()
+        why = f"paused {stats.paused_for:.1f}s more after a 429" if stats.paused_for else "full"
+        error = APITimeoutError(
+            f"the call's timeout ran out waiting for the rate limit of backend "
+            f"{backend.name!r} (model {request.model!r}; the limiter is {why}): nothing was sent",
+            backend=backend.name,
+        )
+        error.request_sent = False
+        return error
+
+    def _callers_own_timeout(
+        self, request: APIRequest, backend: Backend, exc: BaseException
+    ) -> bool:
+        """Whether *exc* is a timeout the caller chose for this call, tighter than the pool's
+        and than twice the backend's usual latency: it says nothing about the backend."""
+        if not isinstance(exc, APITimeoutError) or request.timeout is None:
+            return False
+        own = request.timeout.total
+        pools = (backend.timeout or self.timeout).total
+        if own is None or (pools is not None and own >= pools):
+            return False
+        latency = self.backends.latency(backend)
+        return latency is None or own < 2 * latency
 
     async def _send(
         self, request: APIRequest, backend: Backend, mark_sent: Callable[[], None]

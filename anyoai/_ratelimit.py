@@ -311,10 +311,14 @@ class RateLimiter:
     def _record(self, tokens: float, now: float) -> Reservation:
         return Reservation(self, self._requests.add(now, 1), self._tokens.add(now, tokens))
 
-    async def acquire(self, tokens: int = 0) -> Reservation:
+    async def acquire(self, tokens: int = 0, *, deadline: float = math.inf) -> Reservation:
         """Wait for room for one request of *tokens* tokens, then record it.
 
         Cancellation while waiting leaves nothing recorded.
+
+        :param deadline: give up at this time (``anyio.current_time()`` clock): the caller's
+            timeout counts the wait.
+        :raises TimeoutError: when *deadline* passes first (nothing recorded).
         """
         amount = self._clamp(float(tokens))
         now = self._clock()
@@ -324,6 +328,10 @@ class RateLimiter:
             and self._ready_at(amount, now) <= now
         ):
             return self._record(amount, now)
+        with anyio.fail_after(deadline - anyio.current_time() if deadline != math.inf else None):
+            return await self._wait_and_record(tokens)
+
+    async def _wait_and_record(self, tokens: int) -> Reservation:
         waiter = _Waiter()
         self._waiters.append(waiter)
         try:

@@ -1,8 +1,10 @@
 r"""The retry policy: what is retried, how long to wait, when to give up. Built on tenacity.
 
-**What is retried.** Connection errors and timeouts; the statuses 408, 409, 429 and 5xx. Never
-400, 401, 403, 404 or 422, and never a 429 whose code is ``insufficient_quota`` (waiting will not
-refill a quota). A response header ``x-should-retry: true`` or ``false`` overrides the decision.
+**What is retried.** Connection errors and timeouts (not :class:`AllBackendsDownError`: the
+pool waits for a backend within the call's deadline before raising it); the statuses 408, 409,
+429 and 5xx. Never 400, 401, 403, 404 or 422, and never a 429 whose code is
+``insufficient_quota`` (waiting will not refill a quota). A response header
+``x-should-retry: true`` or ``false`` overrides the decision.
 
 **How long to wait** before retry *n* (n = 1, 2, ...):
 
@@ -76,7 +78,10 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         parsed = email.utils.parsedate_tz(value)
         if parsed is None:
             return None
-        seconds = email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
+        try:
+            seconds = email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
+        except (ValueError, OverflowError):  # a date out of range ("1 Jan 10000")
+            return None
         seconds = max(seconds, 0.0)
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
@@ -116,7 +121,8 @@ class RetryPolicy:
             if status in _RETRIED or status >= 500:
                 return self._within_ceiling(exc)
             return False
-        return isinstance(exc, APIConnectionError)
+        # every backend down: the pool already waited for one as long as the deadline allowed
+        return isinstance(exc, APIConnectionError) and not isinstance(exc, AllBackendsDownError)
 
     def _within_ceiling(self, exc: APIStatusError) -> bool:
         return exc.retry_after is None or exc.retry_after <= self.max_retry_after

@@ -7,24 +7,34 @@ backends first). Within the group the strategy picks: ``"round_robin"`` (the def
 exactly), ``"weighted"`` (smooth weighted round robin: in proportion to ``weight``, exactly
 and evenly spread), or a callable of your own.
 
-**Failover and cooldown.** A 429, a 5xx, a timeout or a connection error puts the backend in
-cooldown: until its Retry-After (for a 429 that gives one), else for ``cooldown`` seconds
-doubling with each consecutive failure up to ``max_cooldown``. After ``circuit_threshold``
-consecutive failures its circuit is *open*. When a cooldown ends the backend is *half-open*:
-a single request probes it while the others keep away; success makes it healthy again, failure
-puts it back in a (longer) cooldown. So a dead backend costs at most one failed attempt per
-cooldown. A backend that is the only one serving a model is always tried (there is nowhere else
-to go: the retry policy governs). 4xx errors that are the caller's fault (400, 404, 422, and
-401/403) are not failures of the backend.
+**Failover and cooldown.** A 429, a 5xx, a timeout or a connection error is a failure of the
+backend, and the retry of that request goes to another backend when one can take it. One
+failure during a burst does not take a backend out: it goes down (into cooldown) after
+``failure_threshold`` consecutive failures, or when ``failure_rate`` of its attempts in the
+last ``rate_window`` seconds failed (with at least ``min_attempts`` of them). A cooldown lasts
+until its Retry-After (for a 429 that gives one), else ``cooldown`` seconds doubling with each
+further failure up to ``max_cooldown``. After ``circuit_threshold`` consecutive failures its
+circuit is *open*. When a cooldown ends the backend is *half-open*: a single request probes it
+while the others go elsewhere or wait for the probe's answer; success makes it healthy again,
+failure puts it back in a (longer) cooldown. A backend that is the only one serving a model is
+always tried (there is nowhere else to go: the retry policy governs).
 
-When every candidate is cooling down, selection raises :class:`AllBackendsDownError`, which
-lists each backend's last failure and says when the first one comes back; the retry policy
-waits that long and tries again, if its budget allows.
+Failures that say nothing about the backend never count against it: a 4xx that is the caller's
+fault (400, 404, 422, and 401/403), a cancellation, and a timeout the caller chose for one call
+that is tighter than the backend's usual latency (the dispatcher decides, and says so with
+``blame=False``).
+
+When every candidate is cooling down or being probed, :meth:`BackendSelector.wait_for`
+waits for the first to come back (a cooldown's end, or a probe's answer), within the caller's
+deadline; only when that wait would pass the deadline does it raise
+:class:`AllBackendsDownError`, which lists each backend's last failure. Waiting for a backend
+is not an attempt: it spends no retry.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -56,12 +66,22 @@ State = Literal["healthy", "cooldown", "open", "half-open"]
 class FailoverPolicy:
     """When a backend is taken out of rotation, and for how long.
 
-    :param cooldown: seconds of the first cooldown after a failure (doubled per consecutive
-        failure).
+    :param failure_threshold: consecutive failures that take a backend down.
+    :param failure_rate: ... or the share of failed attempts (0 to 1) over the last
+        *rate_window* seconds that does, once there were at least *min_attempts* of them.
+    :param rate_window: the window of *failure_rate*, in seconds.
+    :param min_attempts: the fewest attempts in the window for *failure_rate* to apply.
+    :param cooldown: seconds of the first cooldown (doubled per further consecutive failure).
     :param max_cooldown: the longest cooldown.
-    :param circuit_threshold: consecutive failures after which the circuit is open.
+    :param circuit_threshold: consecutive failures after which the circuit is reported open.
     """
 
+    failure_threshold: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    failure_rate: float = attrs.field(
+        default=0.5, validator=[attrs.validators.gt(0), attrs.validators.le(1)]
+    )
+    rate_window: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    min_attempts: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     cooldown: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     max_cooldown: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     circuit_threshold: int = attrs.field(default=3, validator=attrs.validators.ge(1))
@@ -82,6 +102,7 @@ class BackendStatus:
     :ivar latency_ewma: exponentially weighted mean seconds to an answer (None before one).
     :ivar tokens_used: tokens of the requests it answered (from their usage).
     :ivar last_failure: a description of its last failure, or None.
+    :ivar reason: why it is in its state, in words.
     """
 
     backend: Backend
@@ -95,6 +116,7 @@ class BackendStatus:
     latency_ewma: float | None
     tokens_used: int
     last_failure: str | None
+    reason: str = ""
 
     @property
     def name(self) -> str:
@@ -108,17 +130,25 @@ class _Health:
     __slots__ = (
         "consecutive",
         "cooldown_until",
+        "down",
+        "down_because",
         "failed_at",
         "failures",
         "in_flight",
         "last_failure",
         "latency",
+        "outcomes",
         "probing",
         "requests",
         "tokens",
     )
 
     def __init__(self) -> None:
+        #: (when, failed?) of the attempts in the failure-rate window
+        self.outcomes: deque[tuple[float, bool]] = deque()
+        #: taken out of rotation (cooling down, or half-open until a probe succeeds)
+        self.down = False
+        self.down_because = ""
         self.cooldown_until = -math.inf
         self.failed_at = -math.inf
         self.consecutive = 0
@@ -198,6 +228,7 @@ class BackendSelector:
         self._turns: dict[tuple[str, ...], int] = {}
         self._weights: dict[tuple[str, ...], dict[str, int]] = {}
         self._offset = 0
+        self._event: anyio.Event | None = None
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -223,7 +254,7 @@ class BackendSelector:
         health = self._health[name]
         if health.cooldown_until > now:
             return "open" if health.consecutive >= self.failover.circuit_threshold else "cooldown"
-        if health.consecutive > 0:
+        if health.down:
             return "half-open"
         return "healthy"
 
@@ -231,16 +262,40 @@ class BackendSelector:
         health = self._health[backend.name]
         if health.cooldown_until > now:
             return False
-        return not (health.consecutive > 0 and health.probing)
+        return not (health.down and health.probing)
+
+    def _changed(self) -> None:
+        """Wake whoever waits for a backend: a probe answered, a backend went down or up."""
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    def latency(self, backend: Backend) -> float | None:
+        """*backend*'s usual seconds to an answer (an exponentially weighted mean), if known."""
+        return self._health[backend.name].latency
 
     def started(self, backend: Backend) -> float:
         """An attempt goes to *backend*; returns its start time, for :meth:`succeeded`."""
         health = self._health[backend.name]
         health.requests += 1
         health.in_flight += 1
-        if health.consecutive > 0:
+        if health.down:
             health.probing = True  # half-open: this attempt is the probe
         return self._clock()
+
+    def _record(self, health: _Health, now: float, failed: bool) -> None:
+        outcomes = health.outcomes
+        outcomes.append((now, failed))
+        horizon = now - self.failover.rate_window
+        while outcomes and outcomes[0][0] < horizon:
+            outcomes.popleft()
+
+    def _failure_rate(self, health: _Health) -> float | None:
+        """The share of failed attempts in the window, once it holds enough of them."""
+        outcomes = health.outcomes
+        if len(outcomes) < self.failover.min_attempts:
+            return None
+        return sum(failed for _, failed in outcomes) / len(outcomes)
 
     def succeeded(self, backend: Backend, latency: float, since: float) -> None:
         """An attempt on *backend*, started at *since*, got its answer after *latency* s.
@@ -249,33 +304,63 @@ class BackendSelector:
         one that was already in flight says nothing about the failure that followed.
         """
         health = self._health[backend.name]
+        self._record(health, self._clock(), failed=False)
         if since >= health.failed_at:
+            was_down = health.down
             health.consecutive = 0
             health.probing = False
+            health.down = False
+            health.down_because = ""
             health.cooldown_until = -math.inf
+            if was_down:
+                self._changed()
         health.latency = (
             latency
             if health.latency is None
             else health.latency + _LATENCY_ALPHA * (latency - health.latency)
         )
 
-    def failed(self, backend: Backend, exc: BaseException) -> None:
-        """An attempt on *backend* failed with *exc*; cool it down if the failure is its own."""
+    def failed(self, backend: Backend, exc: BaseException, *, blame: bool = True) -> None:
+        """An attempt on *backend* failed with *exc*.
+
+        It counts against the backend only if *blame* and the failure is the backend's own (see
+        the module docstring); a backend goes down after enough of them. A probe's answer, of
+        whatever kind, wakes the requests waiting for a backend.
+        """
         health = self._health[backend.name]
-        health.probing = False
-        if not _is_failover_error(exc):
+        if health.probing:
+            health.probing = False
+            self._changed()
+        if not blame or not _is_failover_error(exc):
             return
+        now = self._clock()
         health.failures += 1
         health.consecutive += 1
-        health.failed_at = self._clock()
+        health.failed_at = now
         health.last_failure = _describe(exc)
-        server_wait = exc.retry_after if isinstance(exc, APIStatusError) else None
-        if server_wait is not None:
-            cooldown = float(server_wait)
+        self._record(health, now, failed=True)
+        policy = self.failover
+        server_wait = exc.retry_after if isinstance(exc, RateLimitError) else None
+        rate = self._failure_rate(health)
+        if health.down:
+            why = "its probe failed"
+        elif server_wait is not None:
+            why = f"a 429 asked for {server_wait:g}s"
+        elif health.consecutive >= policy.failure_threshold:
+            why = f"{health.consecutive} consecutive failures"
+        elif rate is not None and rate >= policy.failure_rate:
+            why = f"{rate:.0%} of {len(health.outcomes)} attempts in {policy.rate_window:g}s failed"
         else:
-            steps = health.consecutive - 1
-            cooldown = min(self.failover.max_cooldown, self.failover.cooldown * 2.0**steps)
-        health.cooldown_until = max(health.cooldown_until, self._clock() + cooldown)
+            return  # a blip: the retry goes elsewhere, the backend stays in rotation
+        if server_wait is not None:
+            cooldown = min(policy.max_cooldown, float(server_wait))
+        else:
+            steps = max(0, health.consecutive - policy.failure_threshold)
+            cooldown = min(policy.max_cooldown, policy.cooldown * 2.0**steps)
+        health.down = True
+        health.down_because = f"{why}; last: {health.last_failure}"
+        health.cooldown_until = max(health.cooldown_until, now + cooldown)
+        self._changed()
 
     def finished(self, backend: Backend) -> None:
         """An attempt on *backend* is over (its answer read, or its stream closed)."""
@@ -306,11 +391,16 @@ class BackendSelector:
             )
         return serving
 
-    def select(self, model: str | None, *, only: str | None = None) -> Backend:
-        """The backend for the next attempt of a request for *model*.
+    def select(
+        self, model: str | None, *, only: str | None = None, avoid: Sequence[str] = ()
+    ) -> Backend:
+        """The backend for the next attempt of a request for *model*, now.
 
+        :param avoid: the backends this request already failed on, in order: others are
+            preferred; when none is left, the one failed on least, then longest ago.
         :raises InvalidParameterError: when no backend serves *model*.
-        :raises AllBackendsDownError: when every one that does is cooling down.
+        :raises AllBackendsDownError: when every one that does is cooling down or being
+            probed (:meth:`wait_for` waits instead).
         """
         serving = self.serving(model, only)
         if len(serving) == 1:
@@ -319,6 +409,19 @@ class BackendSelector:
         candidates = [b for b in serving if self._available(b, now)]
         if not candidates:
             raise self._all_down(serving, now)
+        if avoid:
+            fresh = [b for b in candidates if b.name not in avoid]
+            if not fresh:
+                # every candidate failed this request: the one it failed on least, then the
+                # one it failed on longest ago (a blip is likelier over there)
+                return min(
+                    candidates,
+                    key=lambda b: (
+                        avoid.count(b.name),
+                        len(avoid) - 1 - list(reversed(avoid)).index(b.name),
+                    ),
+                )
+            candidates = fresh
         best = min(self._priority(b) for b in candidates)
         group = [b for b in candidates if self._priority(b) == best]
         if len(group) == 1:
@@ -355,16 +458,56 @@ class BackendSelector:
             setting="strategy",
         )
 
+    async def wait_for(
+        self,
+        model: str | None,
+        *,
+        only: str | None = None,
+        avoid: Sequence[str] = (),
+        deadline: float = math.inf,
+    ) -> Backend:
+        """The backend for the next attempt, waiting while every one is cooling down or being
+        probed: until a cooldown ends or a probe answers, but not past *deadline*
+        (``anyio.current_time()`` clock).
+
+        :raises AllBackendsDownError: when no backend can come back before *deadline*.
+        :raises InvalidParameterError: when no backend serves *model*.
+        """
+        while True:
+            try:
+                return self.select(model, only=only, avoid=avoid)
+            except AllBackendsDownError:
+                now = self._clock()
+                back_at, probing = self._comeback(self.serving(model, only), now)
+                if now >= deadline or (not probing and back_at > deadline):
+                    raise  # nothing can come back in time
+                if self._event is None:
+                    self._event = anyio.Event()
+                event = self._event
+                # until a cooldown ends, or something changes (a probe's answer)
+                with anyio.move_on_after(min(back_at, deadline) - now):
+                    await event.wait()
+
+    def _comeback(self, serving: list[Backend], now: float) -> tuple[float, bool]:
+        """When the first cooling backend comes back (``inf`` if none is cooling), and
+        whether a probe is in flight (which may bring one back any moment)."""
+        cooling = [self._health[b.name].cooldown_until for b in serving]
+        back_at = min((t for t in cooling if t > now), default=math.inf)
+        probing = any(self._health[b.name].probing for b in serving)
+        return back_at, probing
+
     def _all_down(self, serving: list[Backend], now: float) -> AllBackendsDownError:
-        failures = {b.name: self._health[b.name].last_failure or "busy probing" for b in serving}
-        ready = [self._health[b.name].cooldown_until for b in serving]
-        retry_after = max(0.0, min(ready) - now) if ready else 0.0
-        if all(not self._health[b.name].cooldown_until > now for b in serving):
-            retry_after = 0.05  # only probes in flight: look again shortly
+        failures = {
+            b.name: self._health[b.name].last_failure or "a probe is in flight" for b in serving
+        }
+        back_at, probing = self._comeback(serving, now)
+        retry_after = 0.0 if back_at == math.inf else back_at - now
+        when = f"the first may be tried again in {retry_after:.2f}s"
+        if probing:
+            when = "a probe is in flight" + (f"; {when}" if back_at != math.inf else "")
         listing = "; ".join(f"{name}: {failure}" for name, failure in failures.items())
         return AllBackendsDownError(
-            f"every backend is down ({listing}); the first may be tried again in "
-            f"{retry_after:.2f}s",
+            f"every backend is down ({listing}); {when}",
             failures=failures,
             retry_after=retry_after,
         )
@@ -412,7 +555,21 @@ class BackendSelector:
             latency_ewma=health.latency,
             tokens_used=health.tokens,
             last_failure=health.last_failure,
+            reason=self._reason(health, now),
         )
+
+    def _reason(self, health: _Health, now: float) -> str:
+        if health.cooldown_until > now:
+            return f"cooling down for {health.cooldown_until - now:.2f}s: {health.down_because}"
+        if health.down:
+            probe = "its probe is in flight" if health.probing else "the next request probes it"
+            return f"half-open ({probe}) after: {health.down_because}"
+        if health.consecutive:
+            return (
+                f"serving; {health.consecutive} recent failure(s) below the threshold, last: "
+                f"{health.last_failure}"
+            )
+        return "serving"
 
     def status(self) -> tuple[BackendStatus, ...]:
         """A snapshot of every backend, in order."""

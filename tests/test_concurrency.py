@@ -19,9 +19,11 @@ import anyio.lowlevel
 import attrs
 import pytest
 
+import anyoai
 from anyoai._concurrency import Progress, imap_concurrent, map_concurrent
+from anyoai.testing import FakeServer
 
-from .helpers import wait_for
+from .helpers import API_KEY, hello, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -751,3 +753,41 @@ async def test_journal_line_format(tmp_path: Path) -> None:
     assert line["r"] == [1, 2]
     assert len(line["f"]) == 16
     int(line["f"], 16)
+
+
+async def test_a_resumed_item_is_sent_again_under_the_same_idempotency_key(
+    tmp_path: Path, server: FakeServer
+) -> None:
+    """What a resume sends again carries the key it had the first time (docs/governance.md)."""
+    journal = tmp_path / "job.jsonl"
+    first_run = True
+
+    async with anyoai.open_pool(api_key=API_KEY, base_url=server.url) as pool:
+
+        async def ask(n: int) -> str:
+            result = await pool.chat.completions.create(model="m", messages=hello(f"item {n}"))
+            await pool.chat.completions.create(model="m", messages=hello(f"again {n}"))
+            if first_run and n == 2:
+                raise RuntimeError("the process dies with item 2 in flight")
+            return result.text
+
+        outcomes = await anyoai.map_concurrent(
+            ask, range(4), limit=2, checkpoint=journal, on_error="return"
+        )
+        assert isinstance(outcomes[2], RuntimeError)
+        keys_by_text = {
+            r.json["messages"][0]["content"]: r.headers["idempotency-key"] for r in server.requests
+        }
+        first = dict(keys_by_text)
+        server.clear()
+        first_run = False
+        await anyoai.map_concurrent(ask, range(4), limit=2, checkpoint=journal)
+        resent = {
+            r.json["messages"][0]["content"]: r.headers["idempotency-key"] for r in server.requests
+        }
+    assert set(resent) == {"item 2", "again 2"}  # only the unfinished item runs again
+    assert resent["item 2"] == first["item 2"]
+    assert resent["again 2"] == first["again 2"]
+    assert first["item 2"] != first["again 2"]  # each call of an item has its own key
+    assert len(set(first.values())) == 8
+    assert all(key.startswith("anyoai-job-") for key in first.values())

@@ -82,7 +82,7 @@ async def test_many_requests_share_few_connections(pool: anyoai.Pool, server: Fa
 
 
 def test_idempotency_keys_are_unique_and_a_forked_child_draws_its_own() -> None:
-    from anyoai.resources._base import _idempotency_key
+    from anyoai._keys import next_key as _idempotency_key
 
     keys = {_idempotency_key() for _ in range(1000)}
     assert len(keys) == 1000

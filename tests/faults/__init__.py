@@ -1,0 +1,1 @@
+"""Reliability tests: anyoai against servers that misbehave (failures, failover, faults)."""
