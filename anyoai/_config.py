@@ -18,10 +18,21 @@ import attrs
 
 from ._exceptions import ConfigurationError
 from ._secrets import Secret, redact_url
+from ._sse import DEFAULT_MAX_EVENT_BYTES
 
-__all__ = ["DEFAULT_BASE_URL", "ENVIRONMENT", "Settings", "Timeout", "read_settings"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ENVIRONMENT",
+    "Settings",
+    "Timeout",
+    "read_settings",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+#: the longest response body read whole (not streamed) unless told otherwise: 512 MiB
+DEFAULT_MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 
 #: setting name -> environment variables, official name first, then the seed library's aliases.
 ENVIRONMENT: dict[str, tuple[str, ...]] = {
@@ -126,6 +137,8 @@ class Settings:
     http2: bool
     rpm: int | None = None
     tpm: int | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     azure_endpoint: str | None = None
     azure_api_key: Secret | None = None
     azure_ad_token: Secret | None = None
@@ -342,6 +355,12 @@ def read_settings(
         http2=bool(http2),
         rpm=reader.number("rpm", None, kind=int, minimum=1),
         tpm=reader.number("tpm", None, kind=int, minimum=1),
+        max_response_bytes=reader.number(
+            "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, kind=int, minimum=1
+        ),
+        max_event_bytes=reader.number(
+            "max_event_bytes", DEFAULT_MAX_EVENT_BYTES, kind=int, minimum=1
+        ),
         azure_endpoint=azure_endpoint,
         azure_api_key=Secret(azure_key) if azure_key else None,
         azure_ad_token=Secret(azure_token) if azure_token else None,

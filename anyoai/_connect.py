@@ -23,7 +23,7 @@ import httpcore
 from ._exceptions import ConfigurationError
 from ._network import NetworkBackend
 
-__all__ = ["Connection", "Connector", "Origin"]
+__all__ = ["Connection", "Connector", "Origin", "write_failed"]
 
 Origin: TypeAlias = tuple[bytes, bytes, int]  # scheme, host, port
 Connection: TypeAlias = httpcore.AsyncConnectionInterface
@@ -124,6 +124,20 @@ class Connector:
             except ImportError:  # pragma: no cover - certifi comes with httpcore
                 self._ssl_default = ssl.create_default_context()
         return self._ssl_default
+
+
+def write_failed(conn: Connection) -> bool:
+    """Whether a write on *conn* failed: for an HTTP/1.1 connection (one request at a time), the
+    request being written did not leave whole, so the server cannot have acted on it.
+
+    httpcore ignores a failed write and goes on to read the response, so only the network
+    stream knows (``_network.SocketStream.write_failed``). ``False`` when it cannot be told:
+    an HTTP/2 connection (shared by many requests), a proxy's, another network backend's.
+    """
+    if not isinstance(conn, httpcore.AsyncHTTP11Connection):
+        return False
+    stream = getattr(conn, "_network_stream", None)
+    return getattr(stream, "write_failed", False) is True
 
 
 def _http11_connection(

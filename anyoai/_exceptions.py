@@ -46,7 +46,7 @@ is understood: an HTTP status and body in :mod:`anyoai._errors`, httpcore's exce
 
 Two private control-flow signals are not part of the tree and stay beside their one user:
 storage's ``UploadAbortError`` (makes obstore abort a multipart upload) and the transport's
-``_BodyError`` (carries a failing request body's own exception through httpcore).
+``_body.BodyError`` (carries a failing request body's own exception through httpcore).
 """
 
 from __future__ import annotations

@@ -81,6 +81,11 @@ class _Client:
         """Whether a ``content_filter`` finish reason raises :class:`ContentFilterError`."""
         return self._root._raise_on_content_filter
 
+    @property
+    def max_event_bytes(self) -> int:
+        """The longest server-sent event a stream accepts (``open_pool(max_event_bytes=...)``)."""
+        return self._root._settings.max_event_bytes
+
     async def send(self, request: APIRequest) -> Exchange:
         """Send a request; return its exchange: the 2xx response with its body read whole,
         or, for a streamed request, its head read and its body not. The caller of a stream
@@ -168,6 +173,12 @@ class Pool(_Client):
     def backends(self) -> tuple[BackendStatus, ...]:
         """Each backend's status: state, in flight, requests, failures, cooldown, latency,
         tokens used (``status.backend`` is the backend itself)."""
+        return self._dispatcher.backends.status()
+
+    def status(self) -> tuple[BackendStatus, ...]:
+        """Each backend's state (``healthy``, ``cooldown``, ``open``, ``half-open``) and why
+        (``status.reason``: the failures that took it down, the probe in flight), with its
+        traffic and latency; the same snapshots as :attr:`backends`."""
         return self._dispatcher.backends.status()
 
     @property
@@ -317,6 +328,8 @@ async def open_pool(
     ssl_context: ssl.SSLContext | None = None,
     storage: Storage | Mapping[str, Mapping[str, Any]] | None = None,
     clock: Clock | None = None,
+    max_response_bytes: int | None = None,
+    max_event_bytes: int | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool of connections and backends; close everything when the block ends.
 
@@ -363,6 +376,10 @@ async def open_pool(
     :param clock: what anyoai's own waits run on (retry backoffs, 429 pauses, batch polls):
         real time by default; :func:`anyoai.testing.set_testing` makes the default an
         :class:`~anyoai.testing.InstantClock`, for test suites.
+    :param max_response_bytes: the longest response body read whole (not streamed); a longer
+        one raises :class:`ResponseValidationError` and its connection is closed (512 MiB).
+    :param max_event_bytes: the longest server-sent event of a stream; a longer one raises
+        :class:`ResponseValidationError` and the stream's connection is closed (16 MiB).
     :raises ConfigurationError: for a missing API key or a malformed setting, naming it.
     """
     explicit: dict[str, Any] = {
@@ -377,6 +394,8 @@ async def open_pool(
         "custom_headers": custom_headers,
         "proxies": proxies,
         "http2": http2,
+        "max_response_bytes": max_response_bytes,
+        "max_event_bytes": max_event_bytes,
     }
     settings = read_settings(explicit)
     if not isinstance(timeout, NotGiven):
@@ -420,6 +439,7 @@ async def open_pool(
         http2=settings.http2,
         proxy=settings.proxy.reveal() if settings.proxy else None,
         ssl_context=ssl_context,
+        max_response_bytes=settings.max_response_bytes,
     )
     dispatcher = Dispatcher(
         backends=pool_backends,

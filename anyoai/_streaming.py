@@ -3,15 +3,30 @@
 A stream is an async iterator and an async context manager. It releases its connection when it
 is exhausted (``data: [DONE]`` or the end of the body), closed, broken, or cancelled: a
 connection whose body was read to the end goes back to the idle list, any other is closed.
-Nothing is retried once the stream exists.
+Nothing is retried once the stream exists. An event longer than the pool's ``max_event_bytes``
+raises :class:`ResponseValidationError` and closes the connection.
+
+A stream dropped without being closed (no ``async with``, no ``aclose()``) is closed by the
+garbage collector: its socket is closed and its slots released at once, without I/O, and a
+``ResourceWarning`` says where the stream was created (the caller's ``file:line``, found when
+the stream is made by walking out of anyoai's own frames; with :mod:`tracemalloc` on, the
+warning also shows the traceback of the allocation).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import sys
+import threading
+import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import anyio.lowlevel
 
 from ._accumulate import ChatCompletionAccumulator, CompletionAccumulator
 from ._compat import AsyncByteReader, AsyncClosingIterator
@@ -20,7 +35,7 @@ from ._exceptions import APIConnectionError, ResponseValidationError, StreamErro
 from ._model import Metered, ResponseMeta
 from ._secrets import redact
 from ._serde import structure_value
-from ._sse import ServerSentEvent, SSEDecoder
+from ._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLargeError, ServerSentEvent, SSEDecoder
 from ._tokens import count_text, ensure_encoding
 
 if TYPE_CHECKING:
@@ -47,6 +62,47 @@ FinalT_co = TypeVar("FinalT_co", covariant=True)
 #: after ``data: [DONE]``, read at most this much more to let the connection be reused
 _DRAIN_LIMIT = 64 * 1024
 
+#: the directory of anyoai's own modules: frames there are skipped to find a stream's creator
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def creation_site() -> tuple[str, int] | None:
+    """The ``(file, line)`` of the code outside anyoai that is creating an object now (the
+    first frame, walking out from the caller, that is not anyoai's own); ``None`` if unknown.
+
+    It costs a few frame hops (well under a microsecond), so every stream records it."""
+    frame: FrameType | None
+    try:
+        frame = sys._getframe(1)
+    except (AttributeError, ValueError):  # pragma: no cover - not CPython
+        return None
+    while frame is not None:
+        code = frame.f_code
+        if not code.co_filename.startswith(_PACKAGE_DIR):
+            return code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _loop_handle() -> tuple[int, Callable[[Callable[[], object]], object] | None]:
+    """This thread, and how to run a callback soon in this event loop from any thread (the
+    loop's ``call_soon_threadsafe``, trio's ``run_sync_soon``): what a stream collected in
+    another thread hands its release to."""
+    thread = threading.get_ident()
+    try:
+        native = anyio.lowlevel.current_token().native_token
+    except Exception:  # no event loop here
+        return thread, None
+    soon = getattr(native, "run_sync_soon", None) or getattr(native, "call_soon_threadsafe", None)
+    return thread, soon
+
+
+def describe_site(site: tuple[str, int] | None) -> str:
+    """``"created at file:line"`` for a warning, or a hint when the site is unknown."""
+    if site is None:
+        return "created at an unknown place (run with tracemalloc on to see where)"
+    return f"created at {site[0]}:{site[1]}"
+
 
 def _generated_texts(result: Any) -> list[str]:
     """Everything the model wrote in *result*: texts, refusals, tool calls' names and
@@ -71,7 +127,12 @@ class _ExchangeMeta:
 
     _meta: ResponseMeta
     _response: Response
+    _exchange: Exchange
     _finished: bool
+    #: where the stream was created (``file``, ``line``), for the warning of a forgotten one
+    _site: tuple[str, int] | None = None
+    #: the thread of its event loop, and how to call into that loop from another thread
+    _loop: tuple[int, Callable[[Callable[[], object]], object] | None] = (0, None)
 
     @property
     def meta(self) -> ResponseMeta:
@@ -105,6 +166,57 @@ class _ExchangeMeta:
             await self.aclose()
             raise
 
+    def _discard_nowait(self) -> bool:
+        """Release everything at once, without I/O: close the socket, free the connection's
+        slot and the exchange's (in-flight slots, the backend's count). Returns whether the
+        stream was still open; a closed stream is left alone."""
+        if self._finished:
+            return False
+        self._finished = True
+        _release_now(self._response, self._exchange)
+        return True
+
+    def __del__(
+        self,
+        _finalizing: Any = sys.is_finalizing,
+        _warn: Any = warnings.warn,
+        _thread: Any = threading.get_ident,
+    ) -> None:
+        # a stream the garbage collector found open: release what it holds (at once in its
+        # event loop's thread; collected in another thread, handed to that loop, or done here
+        # if the loop is gone) and say where it was made. Never raises (a ResourceWarning
+        # turned into an error by a warnings filter goes where any __del__'s exception goes);
+        # nothing at interpreter shutdown.
+        if getattr(self, "_finished", True) or _finalizing():
+            return
+        try:
+            thread, soon = self._loop
+            if thread == _thread() or soon is None:
+                self._discard_nowait()
+            else:
+                self._finished = True
+                release = functools.partial(_release_now, self._response, self._exchange)
+                try:
+                    soon(release)
+                except Exception:  # that loop has ended: nothing else runs there now
+                    release()
+            message = (
+                f"unclosed {type(self).__name__} {describe_site(self._site)}: the garbage "
+                "collector released its connection; use `async with` (or `await "
+                "stream.aclose()`) so that it is released when you are done with it"
+            )
+        except Exception:
+            return
+        _warn(message, ResourceWarning, source=self)
+
+
+def _release_now(response: Response, exchange: Exchange) -> None:
+    """Close *response*'s connection without I/O and release what *exchange* holds."""
+    try:
+        response.discard_nowait()
+    finally:
+        exchange.finish()
+
 
 class AsyncStream(_ExchangeMeta, AsyncClosingIterator[ChunkT]):
     """An async iterator of typed chunks over one streamed response.
@@ -121,14 +233,17 @@ class AsyncStream(_ExchangeMeta, AsyncClosingIterator[ChunkT]):
         *,
         model: str | None = None,
         raise_on_content_filter: bool = False,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
+        self._site = creation_site()
+        self._loop = _loop_handle()
         self._exchange = exchange
         self._raise_on_content_filter = raise_on_content_filter
         self._response = exchange.response
         self._meta = exchange.meta
         self._secrets = exchange.secrets
         self._model = model
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_bytes=max_event_bytes)
         self._pending: deque[ServerSentEvent] = deque()
         self._finished = False
         self._completed = False  # the server ended the stream (not a close by the caller)
@@ -171,13 +286,26 @@ class AsyncStream(_ExchangeMeta, AsyncClosingIterator[ChunkT]):
                     await self._end()
                 raise StopAsyncIteration
             data = await self._read_chunk()
-            if data:
-                self._pending.extend(self._decoder.feed(data))
-            else:
+            try:
+                if data:
+                    self._pending.extend(self._decoder.feed(data))
+                    continue
                 # the body ended (a server may omit [DONE]): the connection is reusable
                 self._pending.extend(self._decoder.close())
-                self._completed = True
-                await self.aclose()
+            except EventTooLargeError as exc:
+                await self.aclose()  # the body was not read to its end: the connection closes
+                raise self._too_large(exc.limit) from None
+            self._completed = True
+            await self.aclose()
+
+    def _too_large(self, limit: int) -> ResponseValidationError:
+        return ResponseValidationError(
+            f"a server-sent event of the stream is longer than max_event_bytes ({limit} "
+            "bytes); the stream's connection was closed. Raise the limit with "
+            "open_pool(max_event_bytes=...) if such events are expected.",
+            backend=self._meta.backend,
+            request_id=self._meta.request_id,
+        )
 
     def _decode(self, event: ServerSentEvent) -> ChunkT:
         try:
@@ -364,6 +492,8 @@ class ByteStream(_ExchangeMeta, AsyncByteReader):
     """
 
     def __init__(self, exchange: Exchange) -> None:
+        self._site = creation_site()
+        self._loop = _loop_handle()
         self._exchange = exchange
         self._response = exchange.response
         self._meta = exchange.meta

@@ -3,8 +3,10 @@
 ``open_pool_sync`` starts one event loop in a background thread (an anyio ``BlockingPortal``),
 opens an async pool there, and keeps both for the whole ``with`` block. Every blocking call is
 sent to that loop, so any number of threads can share one sync pool; streams become plain
-iterators. Neither helper may be called from inside a running event loop (it would block it):
-they raise :class:`~anyoai.AsyncContextError` saying to ``await`` instead.
+iterators (one dropped without being closed is closed in the loop when the garbage collector
+finds it, with a ``ResourceWarning`` saying where it was created). Neither helper may be
+called from inside a running event loop (it would block it): they raise
+:class:`~anyoai.AsyncContextError` saying to ``await`` instead.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -22,12 +26,26 @@ import anyio.from_thread
 from ._compat import ClosingContext, Self
 from ._exceptions import AsyncContextError
 from ._pool import Pool, open_pool
-from ._streaming import AsyncStream
+from ._streaming import AsyncStream, ByteStream, creation_site, describe_site
 
 __all__ = ["SyncPool", "SyncStream", "open_pool_sync", "run_sync"]
 
 T = TypeVar("T")
 ChunkT = TypeVar("ChunkT")
+ChunkT_co = TypeVar("ChunkT_co", covariant=True)
+
+
+class _AsyncSource(Protocol[ChunkT_co]):
+    """What a :class:`SyncStream` wraps: an :class:`AsyncStream` or a :class:`ByteStream`."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def __anext__(self) -> Awaitable[ChunkT_co]: ...
+
+    async def aclose(self) -> None: ...
+
+    def _discard_nowait(self) -> bool: ...
 
 
 def _running_async_library() -> str | None:
@@ -58,9 +76,19 @@ def _refuse_inside_loop(what: str, instead: str) -> None:
 
 
 class SyncStream(ClosingContext, Generic[ChunkT]):
-    """A stream as a plain iterator and context manager, for blocking code."""
+    """A stream as a plain iterator and context manager, for blocking code.
 
-    def __init__(self, stream: AsyncStream[ChunkT], portal: anyio.from_thread.BlockingPortal):
+    Use it in a ``with`` block (or call :meth:`close`) so that its connection is released when
+    you stop early; one dropped open is closed when the garbage collector finds it, with a
+    ``ResourceWarning`` saying where it was created.
+    """
+
+    def __init__(
+        self,
+        stream: _AsyncSource[ChunkT],
+        portal: anyio.from_thread.BlockingPortal,
+    ) -> None:
+        self._site = creation_site()
         self._stream = stream
         self._portal = portal
 
@@ -76,6 +104,30 @@ class SyncStream(ClosingContext, Generic[ChunkT]):
     def close(self) -> None:
         """Stop the stream and release its connection."""
         self._portal.call(self._stream.aclose)
+
+    def __del__(
+        self,
+        _finalizing: Any = sys.is_finalizing,
+        _warn: Any = warnings.warn,
+    ) -> None:
+        # dropped open: close the stream in its event loop (or at once, without I/O, when that
+        # loop is gone or this is its thread) and say where it was made; never raises
+        stream = getattr(self, "_stream", None)
+        if stream is None or stream.closed or _finalizing():
+            return
+        try:
+            try:
+                self._portal.start_task_soon(stream.aclose)
+            except RuntimeError:  # the portal has stopped, or this is its own thread
+                stream._discard_nowait()
+            message = (
+                f"unclosed SyncStream of {type(stream).__name__} {describe_site(self._site)}: "
+                "the garbage collector closed it; use `with` (or call `stream.close()`) so "
+                "that its connection is released when you are done with it"
+            )
+        except Exception:
+            return
+        _warn(message, ResourceWarning, source=self)
 
     def __getattr__(self, name: str) -> Any:
         # accumulator, headers, request_id, get_final_completion(), ...
@@ -95,7 +147,7 @@ def _wrap(value: Any, portal: anyio.from_thread.BlockingPortal) -> Any:
                 f"the blocking {value.__qualname__}()", f"use `await {value.__qualname__}(...)`"
             )
             result = portal.call(functools.partial(value, *args, **kwargs))
-            if isinstance(result, AsyncStream):
+            if isinstance(result, (AsyncStream, ByteStream)):
                 return SyncStream(result, portal)
             return result
 

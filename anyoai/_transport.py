@@ -8,13 +8,21 @@ connection objects itself:
 - a staleness check (keep-alive expiry, and a socket poll for a server-side close) only at
   checkout;
 - one transparent retry, on a fresh connection, when a reused connection turns out to have been
-  closed by the server while idle (nothing was received, so nothing is lost);
+  closed by the server while idle, and only when the request provably never reached it whole
+  (the connection refused it before a byte was written, or a write failed), or the method is
+  safe (``GET``, ``HEAD``, ``OPTIONS``); otherwise the failure goes to the retry policy, which
+  resends with the same ``Idempotency-Key``, or to the caller when ``max_retries=0``;
 - at most ``max_connections`` connections; callers beyond that wait in FIFO order, each woken
   with a connection or a free slot handed over directly;
 - HTTP/2 connections, when negotiated, are shared by concurrent requests.
 
-A response that is not read to its end is never reused: its connection is closed. Every
-checkout is paired with a release in a ``finally``, and releases run shielded from cancellation.
+A response that is not read to its end is never reused: its connection is closed. A body read
+whole (:meth:`Response.aread`) may be at most ``max_response_bytes`` long (its Content-Length is
+checked before reading, the bytes counted while reading); a longer one is refused and its
+connection closed. An HTTP/1.1 body is read without httpcore's nested async generators
+(:class:`HTTP11Body`), and any other body iterator is closed explicitly, so that no generator
+is left for the garbage collector (trio warns about those). Every checkout is paired with a
+release in a ``finally``, and releases run shielded from cancellation.
 
 Opening a connection (TCP, TLS with ALPN, which httpcore connection class, proxies) is
 ``_connect.Connector``'s job; this module only keeps the connections it makes.
@@ -35,9 +43,25 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from ._config import Timeout
-from ._connect import Connection, Connector, Origin
-from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError, PoolClosedError
+from ._body import (
+    BodyError,
+    BodyIterator,
+    Content,
+    HTTP11Body,
+    close_content,
+    content_length,
+    guarded,
+    http11_body_support,
+)
+from ._config import DEFAULT_MAX_RESPONSE_BYTES, Timeout
+from ._connect import Connection, Connector, Origin, write_failed
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    PoolClosedError,
+    ResponseValidationError,
+)
 from ._secrets import redact_url
 
 if TYPE_CHECKING:
@@ -49,6 +73,10 @@ logger = logging.getLogger("anyoai")
 
 #: request headers as httpcore takes them (the response side is `_headers.Headers`)
 RawHeaders = Sequence[tuple[bytes, bytes]]
+
+#: methods a reused connection may send once more after it failed without an answer (RFC 9110
+#: 9.2.1: safe methods change nothing on the server, so a second copy does no harm)
+_SAFE_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
 
 
 @attrs.frozen
@@ -86,28 +114,11 @@ def map_transport_errors() -> Iterator[None]:
         raise error from exc
     except httpcore.UnsupportedProtocol as exc:
         raise APIConnectionError(f"unsupported protocol: {exc}") from exc
-
-
-class _BodyError(Exception):
-    """An exception raised by a streamed request body's own source (a storage read, a
-    caller's iterable), carried through httpcore so that it is not taken for a connection
-    error: it is raised unchanged, and the request is not sent again."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except Exception as exc:
-        raise _BodyError(exc) from exc
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    except httpcore.ConnectionNotAvailable as exc:
+        # the connection refused the request before writing a byte of it (it was closed)
+        error = APIConnectionError("the connection was closed before the request was sent")
+        error.request_sent = False
+        raise error from exc
 
 
 class _Waiter:
@@ -149,29 +160,86 @@ class Response:
         self._transport = transport
         self._lease = lease
         self._raw = raw
-        self._stream: AsyncIterator[bytes] | None = None
+        self._stream: BodyIterator | None = None
         self.status: int = raw.status
         self.headers: list[tuple[bytes, bytes]] = raw.headers
         self.http_version: bytes = raw.extensions.get("http_version", b"HTTP/1.1")
 
     async def aread(self) -> bytes:
-        """Read the whole body, then release the connection."""
+        """Read the whole body, then release the connection.
+
+        :raises ResponseValidationError: the body is longer than the transport's
+            ``max_response_bytes`` (its Content-Length says so, or its bytes counted while
+            reading); the connection is closed.
+        """
+        limit = self._transport.max_response_bytes
         chunks: list[bytes] = []
         try:
+            declared = content_length(self.headers)
+            if declared is not None and declared > limit:
+                raise self._too_large(f"its Content-Length is {declared} bytes")
+            self._stream = stream = self._transport._body_iterator(self._raw)
+            size = 0
             with map_transport_errors():
-                async for chunk in self._raw.stream:  # type: ignore[union-attr]
+                while True:
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise self._too_large(f"more than {limit} bytes arrived")
                     chunks.append(chunk)
+        except ResponseValidationError:
+            await self._discard()
+            raise
         finally:
             await self.aclose()
         return b"".join(chunks)
 
+    def _too_large(self, what: str) -> ResponseValidationError:
+        limit = self._transport.max_response_bytes
+        return ResponseValidationError(
+            f"the response body is larger than max_response_bytes ({limit} bytes): {what}; "
+            "the connection was closed. Raise the limit with "
+            "open_pool(max_response_bytes=...) if such bodies are expected."
+        )
+
+    async def _discard(self) -> None:
+        """Close the connection (an HTTP/1.1 one: an HTTP/2 stream is reset when closed)."""
+        conn = self._lease.conn
+        if not self._lease.shared and conn is not None and not self._lease.released:
+            await self._transport._close_connection(conn)
+
+    def discard_nowait(self) -> None:
+        """Give the connection up at once, without I/O or awaiting: close its socket, free its
+        slot. For a response that can no longer be closed with :meth:`aclose` (a stream the
+        garbage collector found open). An HTTP/2 connection is left to the other requests it
+        serves. Does nothing once the response is closed."""
+        lease, transport = self._lease, self._transport
+        if lease.released:
+            return
+        lease.released = True
+        transport._leased.discard(lease)
+        if lease.shared:
+            return
+        stream = self._raw.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            sock.close()
+        if transport._closed:
+            transport._total -= 1
+        else:
+            transport._free_slot()
+
     async def read_chunk(self) -> bytes:
         """Return the next piece of the body, or ``b""`` at its end."""
-        if self._stream is None:
-            self._stream = self._raw.stream.__aiter__()  # type: ignore[union-attr]
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = self._transport._body_iterator(self._raw)
         with map_transport_errors():
             try:
-                return await self._stream.__anext__()
+                return await stream.__anext__()
             except StopAsyncIteration:
                 return b""
 
@@ -181,11 +249,17 @@ class Response:
         return self._lease.released
 
     async def aclose(self) -> None:
-        """Release the connection: back to the idle list if the body was read, else closed."""
+        """Release the connection: back to the idle list if the body was read, else closed.
+
+        The body's iterator is closed here, not left to the garbage collector (under trio, an
+        async generator collected before its end is reported as a ResourceWarning).
+        """
         if self._lease.released:
             return
         with anyio.CancelScope(shield=True):
             try:
+                if self._stream is not None:
+                    await self._stream.aclose()
                 await self._raw.aclose()
             except Exception:
                 logger.debug("error while closing a response", exc_info=True)
@@ -203,6 +277,7 @@ class Transport:
     :param ssl_context: the TLS settings; the platform's defaults when ``None``.
     :param network_backend: what opens the TCP streams (an ``httpcore.AsyncNetworkBackend``);
         anyoai's own ``_network.NetworkBackend`` when ``None``.
+    :param max_response_bytes: the longest body :meth:`Response.aread` accepts (512 MiB).
     """
 
     def __init__(
@@ -215,9 +290,21 @@ class Transport:
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         import httpcore
 
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be an integer >= 1, got {max_response_bytes!r}",
+                setting="max_response_bytes",
+            )
+        #: the longest body :meth:`Response.aread` accepts
+        self.max_response_bytes = max_response_bytes
         self._connector = Connector(
             keepalive_expiry=keepalive_expiry,
             http2=http2,
@@ -228,6 +315,7 @@ class Transport:
         if max_connections < 1:
             raise ConfigurationError("max_connections must be >= 1", setting="max_connections")
         self._httpcore = httpcore
+        self._h11_body_type, self._h11 = http11_body_support()
         self._max = max_connections
         self._max_idle = max_keepalive_connections
         self._proxy_text = redact_url(proxy) if proxy else None
@@ -256,6 +344,13 @@ class Transport:
             waiting=len(self._waiters),
             max_connections=self._max,
         )
+
+    def _body_iterator(self, raw: httpcore.Response) -> BodyIterator:
+        """What to read *raw*'s body through (see :class:`HTTP11Body`)."""
+        stream = raw.stream
+        if type(stream) is self._h11_body_type:
+            return HTTP11Body(stream, self._h11)
+        return stream.__aiter__()  # type: ignore[union-attr,return-value]
 
     # -- connections ------------------------------------------------------------------------
 
@@ -436,7 +531,8 @@ class Transport:
         url = hc.URL(scheme=origin[0], host=origin[1], port=origin[2], target=target)
         extensions = {"timeout": timeout.as_extensions()}
         for attempt in (1, 2):
-            content = _guarded(body()) if callable(body) else body
+            content: AsyncIterator[bytes] | Content | None
+            content = guarded(body()) if callable(body) else Content(body or b"")
             request = hc.Request(
                 method, url, headers=headers, content=content, extensions=extensions
             )
@@ -449,22 +545,19 @@ class Transport:
                     if on_send is not None:
                         on_send()
                     raw = await conn.handle_async_request(request)
-            except _BodyError as exc:
+            except BodyError as exc:
                 await self._release(lease)  # half a request went out: the connection closes
                 raise exc.cause from None
             except APIConnectionError as exc:
                 await self._release(lease)
-                if (
-                    attempt == 1
-                    and lease.reused
-                    and not isinstance(exc, APITimeoutError)
-                    and _is_stale_connection_error(exc)
-                ):
-                    logger.debug("retrying once on a new connection: %s", exc)
+                await close_content(content)
+                if attempt == 1 and lease.reused and _may_send_again(method, lease, exc):
+                    logger.debug("sending once more on a new connection: %s", exc)
                     continue
                 raise
             except BaseException:
                 await self._release(lease)
+                await close_content(content)
                 raise
             if not lease.shared and raw.extensions.get("http_version") == b"HTTP/2":
                 self._share(lease, conn)
@@ -496,15 +589,33 @@ class Transport:
             self._total = len([lease for lease in self._leased if not lease.shared])
 
 
+def _may_send_again(method: bytes, lease: _Lease, exc: APIConnectionError) -> bool:
+    """Whether a request that failed on a *reused* connection, before any response, may be
+    sent once more on a new one without the retry policy.
+
+    Only when a second copy cannot do harm: the request provably never reached the server
+    whole (the connection refused it before writing, or a write of it failed: a server acts
+    on no incomplete request), or its method is safe. A request that was written whole and
+    got no answer (the server may have read it, then closed) is not sent again here: a POST
+    would run twice, even with ``max_retries=0``.
+    """
+    if isinstance(exc, APITimeoutError):
+        return False
+    if not exc.request_sent:
+        return True  # refused before a byte was written (ConnectionNotAvailable)
+    if not _is_stale_connection_error(exc):
+        return False
+    conn = lease.conn
+    if not lease.shared and conn is not None and write_failed(conn):
+        return True  # the request never left whole
+    return method in _SAFE_METHODS
+
+
 def _is_stale_connection_error(exc: APIConnectionError) -> bool:
     """Whether *exc* is what a request on a connection closed by the server while idle raises."""
     import httpcore
 
-    cause = exc.__cause__
-    return (
-        isinstance(
-            cause,
-            (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError, OSError),
-        )
-        or type(cause).__name__ == "ConnectionNotAvailable"
+    return isinstance(
+        exc.__cause__,
+        (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError, OSError),
     )

@@ -169,6 +169,8 @@ def fake_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def machine() -> dict[str, Any]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-import os
-import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._exceptions import InvalidParameterError
+from .._keys import next_key
 from .._model import APIObject, NotGiven
 from .._params import ParamSpec
 from .._request import APIRequest, CallOptions
@@ -30,6 +28,10 @@ class Sender(Protocol):
     def raise_on_content_filter(self) -> bool:
         """Whether a content-filtered answer raises."""
 
+    @property
+    def max_event_bytes(self) -> int:
+        """The longest server-sent event a stream accepts."""
+
     async def send(self, request: APIRequest) -> Exchange:
         """Send a request; return its exchange (the body read, unless it streams)."""
 
@@ -49,31 +51,6 @@ __all__ = ["Resource"]
 
 ModelT = TypeVar("ModelT", bound=APIObject)
 StreamT = TypeVar("StreamT", bound=AsyncStream[Any])
-
-
-class _Keys:
-    """Idempotency keys: a random prefix per process and a counter (a ``uuid4`` per request
-    costs a system call and more than the rest of building the request). A forked child
-    draws a new prefix, so that parent and child never share keys."""
-
-    def __init__(self) -> None:
-        self.reseed()
-
-    def reseed(self) -> None:
-        self.prefix = f"anyoai-retry-{uuid.uuid4()}-"
-        self.counter = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self.prefix}{next(self.counter)}"
-
-
-_KEYS = _Keys()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_KEYS.reseed)
-
-
-def _idempotency_key() -> str:
-    return _KEYS.next()
 
 
 def _stream_flag(stream: bool | NotGiven) -> bool | None:
@@ -120,7 +97,7 @@ class Resource:
             model=model if isinstance(model, str) else None,
             deployment_scoped=deployment_scoped,
             stream=stream,
-            idempotency_key=_idempotency_key() if method == "POST" else None,
+            idempotency_key=next_key() if method == "POST" else None,
             timeout=options.timeout,
             max_retries=options.max_retries,
         )
@@ -164,6 +141,7 @@ class Resource:
             exchange,
             model=request.model,
             raise_on_content_filter=self._client.raise_on_content_filter,
+            max_event_bytes=self._client.max_event_bytes,
         )
 
 

@@ -152,6 +152,12 @@ async def _resolve(storage: Storage, file: Any, filename: str | None, size: int 
                 if remaining is not None:
                     remaining -= len(piece)
                 yield piece
+            if length is not None and size is not None and offset + length >= size:
+                # the last part of a declared size: the caller's iterator is done with (close
+                # it now, rather than leave an unfinished async generator to the collector)
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
 
         return _Source(filename, size, read_once, False, "an async iterable")
     raise InvalidParameterError(

@@ -1,0 +1,1 @@
+"""The soak tier: a bounded run under random faults (tox -e soak, and CI)."""
