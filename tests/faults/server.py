@@ -39,6 +39,7 @@ import multiprocessing
 import multiprocessing.connection
 import socket
 import struct
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -340,33 +341,27 @@ class FaultServer:
 
     @property
     def requests(self) -> list[Request]:
-        """Every request read so far, in order."""
-        self._collect()
+        """Every request read so far, in order (from a child process, a moment late)."""
         return self._requests
 
     @property
     def connections(self) -> int:
         """The connections accepted so far."""
-        self._collect()
         return self._connections
 
     def script(self, *actions: Action) -> None:
         """Queue *actions*, one per coming request."""
         self._actions.extend(actions)
 
-    def _collect(self) -> None:
-        """In the parent of a child process: take in what it reported."""
+    def _listen(self, pipe: multiprocessing.connection.Connection) -> None:
+        """In the parent of a child process (a thread): take in what it reports, until it ends."""
         with contextlib.suppress(EOFError, OSError):
-            while self.process and self._pipe is not None and self._pipe.poll():
-                request = self._pipe.recv()
-                if request is None:
-                    self._connections += 1
-                else:
-                    self._requests.append(request)
+            while True:
+                self._record(pipe.recv(), report=False)
 
-    def _record(self, request: Request | None) -> None:
+    def _record(self, request: Request | None, *, report: bool = True) -> None:
         """A request read (``None``: a connection accepted); told to the parent, if any."""
-        if self._pipe is not None:
+        if report and self._pipe is not None:
             self._pipe.send(request)
         if request is None:
             self._connections += 1
@@ -412,11 +407,14 @@ class FaultServer:
         child_end.close()
         self._stack.push_async_callback(anyio.to_thread.run_sync, _stop, child)
         self.port = await anyio.to_thread.run_sync(self._pipe.recv)
+        listener = threading.Thread(target=self._listen, args=(self._pipe,), daemon=True)
+        listener.start()
+        self._stack.push_async_callback(anyio.to_thread.run_sync, listener.join, 10)
+        self._stack.push_async_callback(anyio.to_thread.run_sync, _stop, child)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self._stack.__aexit__(*exc_info)
-        self._collect()
 
 
 def _child(
