@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import sys
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -40,19 +41,20 @@ def single(exc: BaseException) -> BaseException:
 _T_co = TypeVar("_T_co", covariant=True)
 
 
-class AsyncClosingIterator(Generic[_T_co]):
+class AsyncClosingIterator(abc.ABC, Generic[_T_co]):
     """An async iterator that is its own async context manager: leaving the ``async with``
     calls :meth:`aclose` (which subclasses define, with ``__anext__``)."""
 
     def __aiter__(self) -> Self:
         return self
 
+    @abc.abstractmethod
     async def __anext__(self) -> _T_co:
-        raise NotImplementedError
+        """The next item (``StopAsyncIteration`` at the end)."""
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
         """Release what the iterator holds. Safe to call more than once."""
-        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         return self
@@ -74,12 +76,12 @@ class AsyncByteReader(AsyncClosingIterator[bytes]):
         return b"".join([chunk async for chunk in self])
 
 
-class ClosingContext:
+class ClosingContext(abc.ABC):
     """A (blocking) context manager whose exit calls :meth:`close` (which subclasses define)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release what the object holds. Safe to call more than once."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self

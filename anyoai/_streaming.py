@@ -15,6 +15,7 @@ warning also shows the traceback of the allocation).
 
 from __future__ import annotations
 
+import abc
 import functools
 import json
 import os
@@ -154,9 +155,9 @@ class _ExchangeMeta:
         """Whether the stream has ended or been closed (its connection released)."""
         return self._finished
 
+    @abc.abstractmethod
     async def aclose(self) -> None:
         """Release the connection (subclasses say how)."""
-        raise NotImplementedError
 
     async def _read_chunk(self) -> bytes:
         """The next piece of the body (``b""`` at its end); the stream is closed if that fails."""
