@@ -56,24 +56,33 @@ class Exchange:
     usage: UsageTracker
     #: adds the real tokens to the backend's statistics
     count_tokens: Callable[[Backend, int], None]
-    #: the metadata every result of this exchange carries, built once, when the exchange is
-    #: (so ``elapsed`` runs to the end of the body, or to a stream's response head)
-    meta: ResponseMeta = attrs.field(init=False)
+    #: when the exchange was made: the end of the body, or a stream's response head
+    ended: float = attrs.field(init=False, factory=time.monotonic)
+    _meta: ResponseMeta | None = attrs.field(init=False, default=None)
     _settled: bool = False
     _recorded: bool = False
 
-    def __attrs_post_init__(self) -> None:
+    def _build_meta(self, raw: Any, estimated_usage: Any) -> ResponseMeta:
         headers = self.headers
-        self.meta = ResponseMeta(
-            raw=None,
+        return ResponseMeta(
+            raw=raw,
             headers=headers,
             status_code=self.response.status,
             request_id=headers.get("x-request-id") or headers.get("apim-request-id"),
             backend=self.backend.name,
             attempts=self.attempts,
-            elapsed=time.monotonic() - self.started,
+            elapsed=self.ended - self.started,
             http_version=self.response.http_version.decode("ascii"),
+            estimated_usage=estimated_usage,
         )
+
+    @property
+    def meta(self) -> ResponseMeta:
+        """The metadata every result of this exchange carries (``elapsed`` runs to the end of
+        the body, or to a stream's response head), built once."""
+        if self._meta is None:
+            self._meta = self._build_meta(None, None)
+        return self._meta
 
     @property
     def prompt_tokens(self) -> int | None:
@@ -93,9 +102,12 @@ class Exchange:
 
         Only the first call settles and counts.
         """
-        meta = self.meta
-        if raw is not None or estimated_usage is not None:
-            meta = attrs.evolve(meta, raw=raw, estimated_usage=estimated_usage)
+        if self._meta is None:  # a body read whole: built once, with its raw JSON
+            meta = self._meta = self._build_meta(raw, estimated_usage)
+        elif raw is not None or estimated_usage is not None:
+            meta = attrs.evolve(self._meta, raw=raw, estimated_usage=estimated_usage)
+        else:
+            meta = self._meta
         result._attach(meta)
         if not isinstance(result, Metered):
             return result
